@@ -1,0 +1,37 @@
+"""Vendored model files, resolved offline from the installed package.
+
+Every file here is listed in MODELS.md with its licence, source package,
+version and sha256; ``path`` refuses a file whose hash does not match, so a
+corrupted or swapped weight file fails loudly instead of detecting nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+SHA256 = {
+    "retinaface_mnet025.onnx": "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
+    "centerface.onnx": "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+    "face_landmarker.task": "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
+}
+
+
+class ModelFileError(RuntimeError):
+    pass
+
+
+@cache
+def path(name: str) -> Path:
+    p = HERE / name
+    if not p.is_file():
+        raise ModelFileError(f"model file {name} is missing from the faceskin installation")
+    want = SHA256.get(name)
+    if want is not None:
+        got = hashlib.sha256(p.read_bytes()).hexdigest()
+        if got != want:
+            raise ModelFileError(f"model file {name} is corrupt (sha256 {got[:12]}..., expected {want[:12]}...)")
+    return p
