@@ -1,0 +1,127 @@
+"""The photo pipeline: detect -> landmarks -> skin or fallback -> composite.
+
+Every detected face ends in exactly one of two states, skin or fallback, and
+the report lists each with its reason: there is no code path on which a
+detected face is left as it was. Skins are painted first and fallbacks last,
+so a fallback is never painted over by a neighbour's skin.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from faceskin.detect import FaceDetector
+from faceskin.faces import Face, FaceOutcome, ImageReport
+from faceskin.fallback import cover_face
+from faceskin.landmarks import Landmarker, head_angles
+from faceskin.library import SkinLibrary, measure_tone
+from faceskin.skin import SkinSettings, render_skin
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging off the user's terminal
+
+
+@dataclass
+class ProtectOptions:
+    min_skin_size: float = 40.0  # px; smaller faces get the fallback (skins need pixels to look right)
+    max_yaw: float = 55.0  # degrees
+    max_pitch: float = 40.0
+    fallback_margin: float = 0.0  # grows the fallback cover, fraction of the head size
+    skin: SkinSettings = field(default_factory=SkinSettings)
+    force_skin_id: str | None = None
+
+
+class Protector:
+    """Holds the models once and protects any number of images."""
+
+    def __init__(
+        self,
+        detector: FaceDetector | None = None,
+        landmarker: Landmarker | None = None,
+        library: SkinLibrary | None = None,
+        options: ProtectOptions | None = None,
+        seed: int | None = None,
+    ):
+        self.detector = detector or FaceDetector()
+        self.landmarker = landmarker or Landmarker()
+        self.library = library or SkinLibrary.builtin(seed=seed)
+        self.options = options or ProtectOptions()
+        self.rng = np.random.default_rng(seed)
+
+    def skin_or_reason(self, image: np.ndarray, face: Face) -> str | None:
+        """Fit landmarks; return None when a skin can be used, else the reason it cannot."""
+        o = self.options
+        if face.size < o.min_skin_size:
+            return f"face too small for a skin ({face.size:.0f} px < {o.min_skin_size:.0f} px)"
+        if not self.landmarker.fit(image, face):
+            return "no landmarks"
+        yaw, pitch, _ = head_angles(face)
+        if abs(yaw) > o.max_yaw:
+            return f"extreme pose (yaw {yaw:.0f} deg)"
+        if abs(pitch) > o.max_pitch:
+            return f"extreme pose (pitch {pitch:.0f} deg)"
+        # the fitted mesh must actually cover the detection; otherwise part of the face would stay bare
+        lx0, ly0 = face.landmarks[:468, :2].min(0)
+        lx1, ly1 = face.landmarks[:468, :2].max(0)
+        bx0, by0, bx1, by1 = face.box
+        ix = max(0.0, min(lx1, bx1) - max(lx0, bx0))
+        iy = max(0.0, min(ly1, by1) - max(ly0, by0))
+        if ix * iy < 0.6 * face.width * face.height:
+            return "landmarks do not cover the detected face"
+        return None
+
+    def protect_faces(self, image: np.ndarray, faces: list[Face]) -> tuple[np.ndarray, list[FaceOutcome]]:
+        out = image.copy()
+        outcomes: list[FaceOutcome] = []
+        fallbacks: list[Face] = []
+        used: set[str] = set()
+        for face in faces:
+            reason = self.skin_or_reason(image, face)
+            outcome = FaceOutcome(box=[round(float(v), 1) for v in face.box], score=round(face.score, 3),
+                                  method="skin", track_id=face.track_id)
+            if face.pose is not None:
+                outcome.yaw_deg = round(head_angles(face)[0], 1)
+            if reason is None:
+                try:
+                    skin = (self.library.by_id(self.options.force_skin_id) if self.options.force_skin_id
+                            else self.library.choose(measure_tone(image, face), exclude=used))
+                    render_skin(out, face, skin, self.options.skin)
+                    used.add(skin.skin_id)
+                    outcome.skin_id = skin.skin_id
+                except Exception as exc:  # fail closed: any render problem means fallback
+                    reason = f"skin render failed: {type(exc).__name__}: {exc}"
+            if reason is not None:
+                outcome.method, outcome.reason = "fallback", reason
+                fallbacks.append(face)
+            outcomes.append(outcome)
+        for face in fallbacks:
+            cover_face(out, face, self.rng, self.options.fallback_margin)
+        return out, outcomes
+
+    def protect(self, image: np.ndarray, path: str | None = None) -> tuple[np.ndarray, ImageReport]:
+        t0 = time.perf_counter()
+        faces = self.detector.detect(image)
+        out, outcomes = self.protect_faces(image, faces)
+        report = ImageReport(path=path, width=image.shape[1], height=image.shape[0], faces=outcomes,
+                             seconds=time.perf_counter() - t0)
+        return out, report
+
+
+_DEFAULT: Protector | None = None
+
+
+def protect_image(image: np.ndarray, protector: Protector | None = None) -> tuple[np.ndarray, ImageReport]:
+    """Put a skin on every face in an RGB image; the one-call API.
+
+    Returns the protected image (the input is not modified) and a report that
+    lists every detected face with the method used and, for fallbacks, why.
+    """
+    global _DEFAULT
+    if protector is None:
+        if _DEFAULT is None:
+            _DEFAULT = Protector()
+        protector = _DEFAULT
+    return protector.protect(np.ascontiguousarray(image))
