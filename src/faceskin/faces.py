@@ -60,6 +60,7 @@ class FaceOutcome:
     skin_id: str | None = None
     track_id: int | None = None
     yaw_deg: float | None = None
+    similarity: float | None = None  # identity self-check: SFace cosine, skinned vs original
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}

@@ -46,7 +46,8 @@ def cover_face(image: np.ndarray, face: Face, rng: np.random.Generator | None = 
     block = max(2.0, face.width / BLOCKS_ACROSS)
     bw, bh = max(1, int(round(rw / block))), max(1, int(round(rh / block)))
     small = cv2.resize(roi, (bw, bh), interpolation=cv2.INTER_AREA).astype(np.float32)
-    small += rng.normal(0, 18, small.shape)
+    # mostly luminance noise (looks like a deliberate mosaic, not confetti), a little colour noise
+    small += rng.normal(0, 16, small.shape[:2])[..., None] + rng.normal(0, 5, small.shape)
     pix = cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (rw, rh), interpolation=cv2.INTER_NEAREST)
     mask = np.zeros((rh, rw), np.uint8)
     cv2.ellipse(mask, (int(round(centre[0] - x0)), int(round(centre[1] - y0))),

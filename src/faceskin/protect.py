@@ -19,7 +19,8 @@ from faceskin.faces import Face, FaceOutcome, ImageReport
 from faceskin.fallback import cover_face
 from faceskin.landmarks import Landmarker, head_angles
 from faceskin.library import SkinLibrary, measure_tone
-from faceskin.skin import SkinSettings, render_skin
+from faceskin.identity_check import IdentityCheck
+from faceskin.skin import STRONGER, STRONGEST, SkinSettings, keypoints_from_landmarks, render_skin
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging off the user's terminal
 
@@ -32,6 +33,9 @@ class ProtectOptions:
     fallback_margin: float = 0.0  # grows the fallback cover, fraction of the head size
     skin: SkinSettings = field(default_factory=SkinSettings)
     force_skin_id: str | None = None
+    identity_check: bool = True  # re-embed each skinned face and escalate while it still resembles the person
+    check_limit: float | None = None  # SFace cosine limit (None: identity_check.DEFAULT_LIMIT)
+    skin_attempts: int = 3  # skins tried at normal strength before the stronger geometry
 
 
 class Protector:
@@ -50,6 +54,9 @@ class Protector:
         self.library = library or SkinLibrary.builtin(seed=seed)
         self.options = options or ProtectOptions()
         self.rng = np.random.default_rng(seed)
+        self.check = None
+        if self.options.identity_check:
+            self.check = IdentityCheck() if self.options.check_limit is None else IdentityCheck(self.options.check_limit)
 
     def skin_or_reason(self, image: np.ndarray, face: Face) -> str | None:
         """Fit landmarks; return None when a skin can be used, else the reason it cannot."""
@@ -86,11 +93,7 @@ class Protector:
                 outcome.yaw_deg = round(head_angles(face)[0], 1)
             if reason is None:
                 try:
-                    skin = (self.library.by_id(self.options.force_skin_id) if self.options.force_skin_id
-                            else self.library.choose(measure_tone(image, face), exclude=used))
-                    render_skin(out, face, skin, self.options.skin)
-                    used.add(skin.skin_id)
-                    outcome.skin_id = skin.skin_id
+                    reason = self._skin(image, out, face, outcome, used)
                 except Exception as exc:  # fail closed: any render problem means fallback
                     reason = f"skin render failed: {type(exc).__name__}: {exc}"
             if reason is not None:
@@ -100,6 +103,53 @@ class Protector:
         for face in fallbacks:
             cover_face(out, face, self.rng, self.options.fallback_margin)
         return out, outcomes
+
+    def _attempts(self, image: np.ndarray, face: Face, used: set[str]):
+        """Skin/settings pairs to try in order: best-fitting skins, then the strongest geometry."""
+        o = self.options
+        if o.force_skin_id:
+            skin = self.library.by_id(o.force_skin_id)
+            yield skin, o.skin
+            yield skin, STRONGER
+            yield skin, STRONGEST
+            return
+        tone = measure_tone(image, face)
+        tried: set[str] = set()
+        first = None
+        for _ in range(max(1, o.skin_attempts)):
+            skin = self.library.choose(tone, exclude=used | tried)
+            if skin.skin_id in tried:
+                break
+            tried.add(skin.skin_id)
+            first = first or skin
+            yield skin, o.skin
+        yield first, STRONGER
+        # last resort before the fallback: the donor's eyes too (gaze and blinks are lost)
+        yield first, STRONGEST
+
+    def _skin(self, image: np.ndarray, out: np.ndarray, face: Face, outcome: FaceOutcome, used: set[str]) -> str | None:
+        """Paint the first attempt that passes the identity self-check into ``out``; else a reason."""
+        before = keypoints_from_landmarks(face.landmarks)
+        best = None
+        for skin, settings in self._attempts(image, face, used):
+            trial = out.copy()
+            moved = render_skin(trial, face, skin, settings)
+            sim = None
+            if self.check is not None:
+                sim = self.check.similarity(image, trial, before, keypoints_from_landmarks(moved))
+            if best is None or (sim is not None and sim < best[0]):
+                best = (sim, skin, trial)
+            if sim is None or sim <= self.check.limit:
+                break
+        sim, skin, trial = best
+        if sim is not None and sim > self.check.limit:
+            return f"skin did not hide identity (self-check similarity {sim:.2f} > {self.check.limit:.2f})"
+        out[:] = trial
+        used.add(skin.skin_id)
+        outcome.skin_id = skin.skin_id
+        if sim is not None:
+            outcome.similarity = round(sim, 3)
+        return None
 
     def protect(self, image: np.ndarray, path: str | None = None) -> tuple[np.ndarray, ImageReport]:
         t0 = time.perf_counter()

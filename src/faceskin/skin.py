@@ -30,11 +30,15 @@ from faceskin.mesh import canonical_mesh
 
 @dataclass
 class SkinSettings:
-    geometry: float = 0.7  # 0 = keep the person's proportions, 1 = the donor's
+    geometry: float = 1.2  # 0 = keep the person's proportions, 1 = the donor's, >1 past the donor (away from the person)
     detail_gain: float = 1.0  # strength of the donor's texture detail
-    shading_sigma: float = DETAIL_SIGMA  # target shading low-pass, fraction of face size
+    shading_sigma: float = 0.2  # the person's shading is kept below this scale (fraction of face size)
     feather: float = 0.08  # border ramp width, fraction of face size
     max_yaw: float = 60.0  # degrees; beyond this the skin is not trusted (fallback)
+    outline: float = 1.0  # how far the face outline follows the donor's, relative to ``geometry``
+    head_margin: float = 0.45  # the head around the face is warped smoothly out to this fraction of face size
+    keep_eyes: bool = True  # the person's own eye openings (gaze, blinks)
+    keep_mouth: bool = True  # the person's own inner mouth (teeth, tongue)
 
 
 def face_scale(landmarks: np.ndarray) -> float:
@@ -72,8 +76,12 @@ def _region_similarity(points: np.ndarray, target: np.ndarray, idx: list[int], a
     points[idx, :2] = cp + amount * (cq - cp) + (p - cp) * scale
 
 
-def morph_toward(target: np.ndarray, donor: np.ndarray, amount: float) -> np.ndarray:
-    """Target landmarks with identity-bearing geometry moved toward the donor's."""
+def morph_toward(target: np.ndarray, donor: np.ndarray, amount: float, outline: float = 0.0) -> np.ndarray:
+    """Target landmarks with identity-bearing geometry moved toward the donor's.
+
+    ``outline`` (0..1, times ``amount``) lets the face outline (jaw, cheeks,
+    forehead line) follow too; the head around it is then warped to match.
+    """
     s, r, t = similarity_3d(donor[_ANCHORS], target[_ANCHORS])
     aligned = (s * (r @ donor.T)).T + t
     out = target.copy()
@@ -85,8 +93,8 @@ def morph_toward(target: np.ndarray, donor: np.ndarray, amount: float) -> np.nda
     lips = sorted(set(regions.LIPS_OUTER + regions.LIPS_INNER))
     out[lips] = target[lips]
     _region_similarity(out, aligned, lips, amount)
-    # the outline stays: it is what fits the head, hair and neck around it
-    out[regions.FACE_OVAL] = target[regions.FACE_OVAL]
+    oval = regions.FACE_OVAL
+    out[oval, :2] = target[oval, :2] + outline * amount * (aligned[oval, :2] - target[oval, :2])
     return _smooth_offsets(target, out)
 
 
@@ -122,18 +130,82 @@ def _smooth_offsets(target: np.ndarray, moved: np.ndarray, iterations: int = 4) 
     return out
 
 
-def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSettings | None = None) -> None:
-    """Paint ``donor``'s skin onto ``face`` in ``image`` (modified in place)."""
+def _tps_kernel(r2: np.ndarray) -> np.ndarray:
+    return np.where(r2 > 0, 0.5 * r2 * np.log(np.maximum(r2, 1e-12)), 0.0)
+
+
+def head_warp(roi, at: np.ndarray, disp: np.ndarray, image_size, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Dense displacement (dx, dy) over ``roi``: ``disp`` at mesh points ``at``, zero at the ROI border.
+
+    A thin-plate spline through the outline's displacement and a fixed frame,
+    evaluated on a coarse grid and upsampled: smooth, cheap, and exactly zero
+    where the warp region meets the untouched image.
+    """
+    x0, y0, x1, y1 = roi
+    oval = regions.FACE_OVAL
+    ctrl = [at[oval]]
+    vals = [disp[oval]]
+    inner = np.arange(0, 468, 9)
+    ctrl.append(at[inner])
+    vals.append(disp[inner])
+    n_border = 10
+    bx = np.linspace(x0, x1 - 1, n_border)
+    by = np.linspace(y0, y1 - 1, n_border)
+    border = np.vstack([np.stack([bx, np.full_like(bx, y0)], 1), np.stack([bx, np.full_like(bx, y1 - 1)], 1),
+                        np.stack([np.full_like(by, x0), by], 1), np.stack([np.full_like(by, x1 - 1), by], 1)])
+    ctrl.append(border)
+    vals.append(np.zeros_like(border))
+    c = np.vstack(ctrl) / scale
+    v = np.vstack(vals)
+    n = len(c)
+    k = _tps_kernel(((c[:, None] - c[None]) ** 2).sum(-1)) + np.eye(n) * 1e-3
+    p = np.hstack([np.ones((n, 1)), c])
+    a = np.zeros((n + 3, n + 3))
+    a[:n, :n], a[:n, n:], a[n:, :n] = k, p, p.T
+    rhs = np.zeros((n + 3, 2))
+    rhs[:n] = v
+    coef = np.linalg.lstsq(a, rhs, rcond=None)[0]
+    step = max(4.0, scale / 32)
+    gw, gh = int(np.ceil((x1 - x0) / step)) + 1, int(np.ceil((y1 - y0) / step)) + 1
+    gx, gy = np.meshgrid(np.linspace(x0, x1 - 1, gw), np.linspace(y0, y1 - 1, gh))
+    g = np.stack([gx.ravel(), gy.ravel()], 1) / scale
+    kg = _tps_kernel(((g[:, None] - c[None]) ** 2).sum(-1))
+    d = kg @ coef[:n] + np.hstack([np.ones((len(g), 1)), g]) @ coef[n:]
+    dx = cv2.resize(d[:, 0].reshape(gh, gw).astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    dy = cv2.resize(d[:, 1].reshape(gh, gw).astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    # fade to exactly zero at the ROI edge (the spline is only approximately zero between anchors)
+    fy = np.minimum(np.arange(y1 - y0), np.arange(y1 - y0)[::-1])[:, None]
+    fx = np.minimum(np.arange(x1 - x0), np.arange(x1 - x0)[::-1])[None, :]
+    ramp = np.clip(np.minimum(fx, fy) / max(2.0, 0.08 * scale), 0, 1).astype(np.float32)
+    return dx * ramp, dy * ramp
+
+
+# Escalation steps when a skin still resembles the person (see protect.Protector._attempts).
+STRONGER = SkinSettings(geometry=1.6, outline=1.5, shading_sigma=0.25)
+STRONGEST = SkinSettings(geometry=2.0, outline=2.0, shading_sigma=0.4, detail_gain=1.3, keep_eyes=False)
+
+
+def keypoints_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """The detector's five points (image-left eye first) derived from the dense mesh."""
+    L = landmarks
+    return np.array([
+        L[regions.RIGHT_EYE, :2].mean(0), L[regions.LEFT_EYE, :2].mean(0), L[1, :2], L[61, :2], L[291, :2],
+    ])
+
+
+def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSettings | None = None) -> np.ndarray:
+    """Paint ``donor``'s skin onto ``face`` in ``image`` (modified in place); returns the moved landmarks."""
     from faceskin.raster import rasterize
 
     st = settings or SkinSettings()
     mesh = canonical_mesh()
     L = np.asarray(face.landmarks, np.float64)
-    L2 = morph_toward(L, donor.landmarks, st.geometry)
+    L2 = morph_toward(L, donor.landmarks, st.geometry, st.outline)
     fs = face_scale(L)
     h, w = image.shape[:2]
     pts = np.vstack([L[:468, :2], L2[:468, :2]])
-    pad = 4
+    moves_outline = bool(np.abs(L2[regions.FACE_OVAL, :2] - L[regions.FACE_OVAL, :2]).max() > 0.25)
+    pad = int(np.ceil(st.head_margin * fs)) if moves_outline else 4
     x0, y0 = np.floor(pts.min(0)).astype(int) - pad
     x1, y1 = np.ceil(pts.max(0)).astype(int) + pad
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
@@ -145,10 +217,14 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
     src = r.interpolate(L[:468, :2], mesh.triangles)
     uv = r.interpolate(mesh.uv * donor.texture.shape[0], mesh.triangles)
     gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    if moves_outline:
+        # outside the mesh, the head (hair, ears, jaw line) follows the outline smoothly
+        dx, dy = head_warp((x0, y0, x1, y1), L2[:468, :2], L2[:468, :2] - L[:468, :2], (w, h), fs)
+        gx, gy = gx - dx, gy - dy
     mx = np.where(inside, src[..., 0], gx)
     my = np.where(inside, src[..., 1], gy)
     warped = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    detail = cv2.remap(donor.detail, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    detail = cv2.remap(donor.detail(st.shading_sigma), uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
     # The person's skin only: no eyes, brows, lips, nostrils, nor hair/glasses over the skin.
     local = L2.copy()
@@ -175,10 +251,15 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
     dist = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3)
     alpha = np.clip(dist / feather, 0, 1)
     alpha = alpha * alpha * (3 - 2 * alpha)
-    holes = regions.polygon_mask(shape, local, [*regions.EYES, regions.LIPS_INNER]).astype(np.float32) / 255
+    kept = ([*regions.EYES] if st.keep_eyes else []) + ([regions.LIPS_INNER] if st.keep_mouth else [])
+    holes = regions.polygon_mask(shape, local, kept).astype(np.float32) / 255
     hs = max(0.6, fs * 0.006)
+    # grow the openings by the blur radius first, so even a narrowed eye stays fully the person's
+    kk = 2 * int(np.ceil(2 * hs)) + 1
+    holes = cv2.dilate(holes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kk, kk)))
     holes = cv2.GaussianBlur(holes, (0, 0), hs)
     alpha *= 1 - np.clip(holes * 1.3, 0, 1)
     base = np.where(inside[..., None], warped, image[y0:y1, x0:x1])
     a = alpha[..., None]
     image[y0:y1, x0:x1] = np.clip(base * (1 - a) + skin_rgb * a + 0.5, 0, 255).astype(np.uint8)
+    return L2

@@ -1,0 +1,60 @@
+import numpy as np
+
+from faceskin import regions
+from faceskin.library import builtin_skins
+from faceskin.skin import SkinSettings, face_scale, morph_toward, render_skin
+
+
+def test_skin_changes_the_face_and_nothing_else(astronaut, astronaut_face):
+    out = astronaut.copy()
+    render_skin(out, astronaut_face, builtin_skins()[3])
+    changed = np.abs(out.astype(int) - astronaut.astype(int)).max(2) > 0
+    x0, y0 = astronaut_face.landmarks[:468, :2].min(0) - 6
+    x1, y1 = astronaut_face.landmarks[:468, :2].max(0) + 6
+    ys, xs = np.nonzero(changed)
+    assert xs.min() >= x0 and xs.max() <= x1 and ys.min() >= y0 and ys.max() <= y1
+    # the cheeks really changed
+    cheek = astronaut_face.landmarks[[50, 280], :2].astype(int)
+    for x, y in cheek:
+        assert np.abs(out[y - 3:y + 3, x - 3:x + 3].astype(int) - astronaut[y - 3:y + 3, x - 3:x + 3]).mean() > 2
+
+
+def test_eyes_and_inner_mouth_stay_the_persons(astronaut, astronaut_face):
+    # with geometry off, the eye openings are exactly the person's pixels (gaze, blinks)
+    out = astronaut.copy()
+    render_skin(out, astronaut_face, builtin_skins()[5], SkinSettings(geometry=0.0))
+    for eye in regions.EYES:
+        c = astronaut_face.landmarks[eye, :2].mean(0).astype(int)
+        patch = (slice(c[1] - 1, c[1] + 2), slice(c[0] - 2, c[0] + 3))
+        assert np.abs(out[patch].astype(int) - astronaut[patch]).mean() < 4
+
+
+def test_border_is_seamless(astronaut, astronaut_face):
+    import cv2
+
+    out = astronaut.copy()
+    moved = render_skin(out, astronaut_face, builtin_skins()[0])
+
+    def edge_energy(img, oval):
+        lap = np.abs(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F, ksize=3))
+        centre = oval.mean(0)
+        vals = []
+        for f in (0.9, 0.95, 1.0):
+            pts = centre + (oval - centre) * f
+            vals += [lap[int(y), int(x)] for x, y in pts if 0 <= x < img.shape[1] and 0 <= y < img.shape[0]]
+        return float(np.mean(vals))
+
+    # a seam would show as extra edge energy along the skin's outline
+    before = edge_energy(astronaut, astronaut_face.landmarks[regions.FACE_OVAL, :2])
+    after = edge_energy(out, moved[regions.FACE_OVAL, :2])
+    assert after < 1.5 * before + 2
+
+
+def test_geometry_moves_features_toward_the_donor_but_keeps_outline(astronaut_face):
+    donor = builtin_skins()[1]
+    L = astronaut_face.landmarks
+    moved = morph_toward(L, donor.landmarks, 1.0)
+    np.testing.assert_allclose(moved[regions.FACE_OVAL], L[regions.FACE_OVAL])
+    shift = np.linalg.norm(moved[:468, :2] - L[:468, :2], axis=1)
+    assert shift.max() > 0.01 * face_scale(L)
+    assert shift.max() < 0.25 * face_scale(L)
