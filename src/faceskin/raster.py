@@ -83,7 +83,7 @@ def rasterize(
         l1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
         l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
         l0 = 1.0 - l1 - l2
-        bw = np.clip(np.stack([l0, l1, l2], 1), 0.0, 1.0)
-        bw /= bw.sum(1, keepdims=True)
-        bary[m] = bw
+        # no clipping: a pixel the scan converter gives to a triangle may lie a hair outside it,
+        # and affine extrapolation is exactly right there, where clipping would shift it
+        bary[m] = np.stack([l0, l1, l2], 1)
     return Raster(tri=tri, bary=bary, origin=origin)
