@@ -209,10 +209,12 @@ def test_missing_optional_recognizer_names_its_extra(monkeypatch):
         recognizers.load_panel(["arcface"])
 
 
-def test_no_recognizer_installed_is_an_error_not_an_empty_panel(monkeypatch):
+def test_without_the_eval_extra_the_panel_is_the_vendored_sface(monkeypatch):
     monkeypatch.setattr(recognizers, "_package_dir", lambda m: None)
+    assert recognizers.available() == ["sface"]
+    assert [r.name for r in recognizers.load_panel()] == ["sface"]
     with pytest.raises(RecognizerUnavailable, match=r"faceskin\[eval\]"):
-        recognizers.load_panel()
+        recognizers.load_panel(["dlib"])
 
 
 def test_default_panel_is_every_installed_recognizer():

