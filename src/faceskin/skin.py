@@ -76,23 +76,50 @@ def _region_similarity(points: np.ndarray, target: np.ndarray, idx: list[int], a
     points[idx, :2] = cp + amount * (cq - cp) + (p - cp) * scale
 
 
+_FEATURES = (
+    regions.RIGHT_EYE + regions.RIGHT_IRIS,
+    regions.LEFT_EYE + regions.LEFT_IRIS,
+    regions.RIGHT_BROW,
+    regions.LEFT_BROW,
+    sorted(set(regions.LIPS_OUTER + regions.LIPS_INNER)),
+)
+
+
 def morph_toward(target: np.ndarray, donor: np.ndarray, amount: float, outline: float = 0.0) -> np.ndarray:
     """Target landmarks with identity-bearing geometry moved toward the donor's.
 
-    ``outline`` (0..1, times ``amount``) lets the face outline (jaw, cheeks,
-    forehead line) follow too; the head around it is then warped to match.
+    Eyes, brows and mouth, and the skin around them, only move and scale as a
+    whole (toward the donor's position and size): their *shape* is the
+    person's expression (a smile, a frown, a blink) and must stay the
+    person's, or the donor's expression would be pasted on. The rest of the
+    mesh (nose, cheeks, forehead) takes the donor's shape vertex by vertex.
+    ``outline`` (times ``amount``) lets the face outline follow too; the head
+    around it is then warped to match.
     """
     s, r, t = similarity_3d(donor[_ANCHORS], target[_ANCHORS])
     aligned = (s * (r @ donor.T)).T + t
+    fs = face_scale(target)
+    pts = target[:, :2]
+    per_vertex = amount * (aligned[:, :2] - pts)
+    blended = np.zeros_like(per_vertex)
+    weight = np.zeros(len(pts))
+    for idx in _FEATURES:
+        p, q = pts[idx], aligned[idx, :2]
+        cp, cq = p.mean(0), q.mean(0)
+        sp = np.sqrt(((p - cp) ** 2).sum(1).mean())
+        sq = np.sqrt(((q - cq) ** 2).sum(1).mean())
+        scale = 1.0 + amount * (sq / max(sp, 1e-6) - 1.0)
+        moved = cp + amount * (cq - cp) + (pts - cp) * scale
+        r0 = np.linalg.norm(p - cp, axis=1).max() * 1.1
+        r1 = r0 + 0.1 * fs
+        w = np.clip((r1 - np.linalg.norm(pts - cp, axis=1)) / (r1 - r0), 0.0, 1.0)
+        w[idx] = 1.0
+        blended += w[:, None] * (moved - pts)
+        weight += w
+    share = np.clip(weight, 0.0, 1.0)
+    disp = per_vertex * (1 - share)[:, None] + blended / np.maximum(weight, 1.0)[:, None] * share[:, None]
     out = target.copy()
-    out[:468, :2] += amount * (aligned[:468, :2] - target[:468, :2])
-    # features: position and size only (keeps the person's expression shape)
-    for eye, iris in ((regions.RIGHT_EYE, regions.RIGHT_IRIS), (regions.LEFT_EYE, regions.LEFT_IRIS)):
-        out[eye + iris] = target[eye + iris]
-        _region_similarity(out, aligned, eye + iris, amount)
-    lips = sorted(set(regions.LIPS_OUTER + regions.LIPS_INNER))
-    out[lips] = target[lips]
-    _region_similarity(out, aligned, lips, amount)
+    out[:, :2] = pts + disp
     oval = regions.FACE_OVAL
     out[oval, :2] = target[oval, :2] + outline * amount * (aligned[oval, :2] - target[oval, :2])
     return _smooth_offsets(target, out)
