@@ -1,0 +1,852 @@
+"""The video pipeline: one skin per person for the whole clip, no frame with a bare face.
+
+Per frame: detect (every frame), track (``FaceTracker`` ids), fit landmarks to
+every detected face, smooth them per track with a One Euro filter (scale-aware,
+on the frame's own timestamps), render the track's skin, and cover everything
+that cannot take a skin. Frames stream through a short **look-ahead buffer**
+between analysis and encoding; that buffer is what makes the fail-closed rules
+possible without ever showing a face:
+
+* **Missed frames are covered.** A track the detector misses keeps being
+  reported by the tracker (up to ``max_missed`` frames) and its
+  ``cover_box`` (last box united with the uncertainty-grown prediction) is
+  pixelated. When the face is found again, the gap frames still in the buffer
+  also get a cover on the box interpolated between the two detections.
+* **Track edges are covered.** The first and last detected frame of every
+  run of detections (``edge_frames``) get the pixelation cover, whatever their
+  landmarks say: a face entering, leaving or being lost is the least reliable
+  fit. A new track also covers its first box in the ``backfill_frames``
+  frames *before* its first detection, which are still in the buffer: a face
+  is usually there, undetected, a frame or two before the detector fires.
+* **No popping, never bare.** A switch between skin and cover is a cross-fade
+  over ``blend_frames`` frames, and it always happens on the *skinned* side:
+  the cover fades in over the frames *before* the skin fails (known thanks to
+  the look-ahead) and fades out over the frames after it works again. A blend
+  mixes a skinned face with a pixelated one; the original face is never in it.
+  Full covers are painted last, so a neighbour's skin or blend never paints
+  over one.
+
+Skin policy: a track gets its skin at its first frame with landmarks, by
+measured skin tone (``SkinLibrary.choose``), never a skin held by another
+live track, preferring skins not yet used in the clip. A person who comes
+back after their track ended (within ``reid_seconds``) is re-identified by
+the colour of their clothes and hair (:func:`appearance_signature`, the
+tracker's ``reid`` hook) and gets their track, and so their skin, back unless
+someone else wears it by then. Without a re-identification, a track that starts
+where one ended less than ``inherit_seconds`` ago (centre within one face size,
+similar size) inherits that track's skin if it is free. Anyone else gets a new
+skin. ``--skin`` (``force_skin_id``) overrides all of this: one skin for all.
+
+Threads: the caller's thread decodes and analyses (detector, tracker,
+landmarks, skin choice), ``render_threads`` workers paint skins into frames in
+parallel, and one encoder thread covers and encodes. Memory is bounded by the
+look-ahead (a few frames) plus a few frames in flight and the codecs' own
+buffers, whatever the clip length; the output appears only when complete (see
+:mod:`faceskin.videofile`), and an exception or Ctrl-C leaves nothing under
+its name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from faceskin.errors import OutputError
+from faceskin.faces import Face
+from faceskin.fallback import cover_face, head_region
+from faceskin.library import measure_tone
+from faceskin.protect import Protector
+from faceskin.skin import STRONGER, SkinSettings, face_scale, keypoints_from_landmarks, render_skin
+from faceskin.smoothing import OneEuroFilter
+from faceskin.tracking import FaceTracker
+from faceskin.videofile import DEFAULT_CRF, VideoWriter, _output_format, _same_file, open_video
+
+WITHDRAWN = "skin did not hide identity (self-check)"
+DEFAULT_PRESET = "veryfast"  # x264 at "veryfast" is ~2x "medium" and the skins, not the encoder, set quality
+
+ProgressCallback = Callable[[int, "int | None"], None]
+
+
+@dataclass
+class VideoOptions:
+    """Knobs of the video pipeline; defaults suit 25-60 fps footage."""
+
+    margin: float = 0.1  # grows every pixelation cover, fraction of the head size
+    blend_frames: int = 3  # cross-fade length between skin and cover
+    edge_frames: int = 1  # covered frames at each end of a run of detections
+    backfill_frames: int = 3  # frames before a new track's first detection that get its cover
+    confident_score: float = 0.6  # a track seen once below this score is covered only backfill_frames after
+    max_missed: int = 15  # frames a lost track stays covered at its predicted place
+    cover_k: float = 2.0  # cover box = prediction grown by this many standard deviations
+    inherit_seconds: float = 1.0  # a track starting where one just ended may take its skin
+    reid: bool = True  # re-identify people coming back by clothing/hair colour (same track, same skin)
+    reid_threshold: float = 0.8  # cosine of appearance signatures that counts as the same person
+    reid_seconds: float = 10.0  # how long a lost person is remembered
+    min_cutoff: float = 0.5  # One Euro filter on landmarks (Hz); lower = smoother
+    beta: float = 10.0  # how fast the filter opens with speed (per face size / s)
+    render_threads: int = 2  # skins painted in parallel, one frame per thread
+    check_every: int = 4  # every Nth frame each skin passes the identity self-check (<= look-ahead, see _withdraw)
+    retry_seconds: float = 1.0  # a track whose skin failed the self-check is covered this long, then re-skinned
+
+    @property
+    def lookahead(self) -> int:
+        return max(self.blend_frames + self.edge_frames, self.backfill_frames, self.check_every, 1)
+
+
+@dataclass
+class TrackReport:
+    """One track's life: which skin it wore and how each of its frames was protected."""
+
+    track_id: int
+    skin_id: str | None = None
+    inherited_from: int | None = None
+    returns: int = 0  # times the person came back after being lost (re-identified)
+    first_frame: int = 0
+    last_frame: int = 0
+    detected: int = 0
+    frames: Counter = field(default_factory=Counter)  # method -> frames
+    reasons: Counter = field(default_factory=Counter)  # fallback reason -> frames
+
+    def to_dict(self) -> dict:
+        d = {
+            "track_id": self.track_id,
+            "skin_id": self.skin_id,
+            "first_frame": self.first_frame,
+            "last_frame": self.last_frame,
+            "detected_frames": self.detected,
+            "frames": dict(self.frames),
+            "fallback_reasons": dict(self.reasons),
+        }
+        if self.inherited_from is not None:
+            d["skin_inherited_from_track"] = self.inherited_from
+        if self.returns:
+            d["reidentified_returns"] = self.returns
+        return d
+
+
+@dataclass
+class VideoReport:
+    """What happened to a clip; ``to_dict`` is the JSON report."""
+
+    input: str
+    output: str
+    width: int = 0
+    height: int = 0
+    fps: float | None = None
+    rotation: int = 0
+    frames: int = 0
+    audio_packets: int = 0
+    frames_with_faces: int = 0
+    tracks: list[TrackReport] = field(default_factory=list)
+    face_frames: Counter = field(default_factory=Counter)  # method -> face-frames over all tracks
+    extra_covers: Counter = field(default_factory=Counter)  # backfill / gap covers painted
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    frame_methods: list[str] = field(default_factory=list)  # per frame: "", or the most-covered face's method
+    seconds: float = 0.0
+    metadata_stripped: bool = True
+
+    @property
+    def throughput(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def fallback_share(self) -> float:
+        """Share of face-frames not fully skinned (covers and blends)."""
+        total = sum(self.face_frames.values())
+        return 1.0 - self.face_frames.get("skin", 0) / total if total else 0.0
+
+    @property
+    def fragmentation(self) -> dict:
+        """Short tracks and skin hand-overs: a proxy for one person splitting into several tracks."""
+        short = sum(1 for t in self.tracks if t.detected < max(2, round((self.fps or 25) * 0.5)))
+        return {
+            "tracks": len(self.tracks),
+            "tracks_under_half_a_second": short,
+            "skins_inherited": sum(1 for t in self.tracks if t.inherited_from is not None),
+            "people_reidentified": sum(t.returns for t in self.tracks),
+            "distinct_skins": len({t.skin_id for t in self.tracks if t.skin_id}),
+        }
+
+    def to_dict(self) -> dict:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "rotation": self.rotation,
+            "frames": self.frames,
+            "audio_packets": self.audio_packets,
+            "frames_with_faces": self.frames_with_faces,
+            "face_frames": dict(self.face_frames),
+            "fallback_share": round(self.fallback_share, 4),
+            "extra_covers": dict(self.extra_covers),
+            "fragmentation": self.fragmentation,
+            "skins_by_track": {str(t.track_id): t.skin_id for t in self.tracks},
+            "tracks": [t.to_dict() for t in self.tracks],
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "seconds": round(self.seconds, 3),
+            "frames_per_second": round(self.throughput, 2),
+            "metadata_stripped": self.metadata_stripped,
+        }
+
+
+# ---------------------------------------------------------------- per-frame, per-track state
+
+
+@dataclass
+class _Entry:
+    """One track in one frame: the face to paint, and whether a skin could be used there."""
+
+    face: Face  # smoothed-landmark face (skin), detection (fallback) or predicted box (missed)
+    detected: bool
+    skinnable: bool
+    reason: str = ""
+    first: bool = False  # the track's first frame (always covered, so never painted)
+
+
+@dataclass
+class _Frame:
+    index: int
+    pts: int
+    time: float
+    image: np.ndarray  # skins painted in as soon as the frame is analysed
+    original: np.ndarray  # the decoded frame, for the identity self-check
+    entries: dict[int, _Entry] = field(default_factory=dict)
+    extra: list[tuple[str, Face]] = field(default_factory=list)  # (why, region) covers
+    rendered: set[int] = field(default_factory=set)  # tracks whose skin is painted in ``image``
+
+
+@dataclass
+class _TrackState:
+    report: TrackReport
+    skin: object | None = None  # Donor
+    smoother: OneEuroFilter | None = None
+    last_detected: tuple[int, np.ndarray] | None = None  # (frame index, box)
+    best_score: float = 0.0
+    settings: SkinSettings | None = None  # the protector's, or STRONGER once the self-check asked for it
+    retry_at: int = 0  # after a failed skin choice, the frame to try again (choosing costs renders)
+    failure: str = ""  # why the last skin choice failed
+    withdrawn: list = field(default_factory=list)  # (first, end) frames covered after a failed self-check
+    repicked: int = 0  # how many of ``withdrawn`` were followed by a new skin choice
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without its numbers ("face too small for a skin (31 px < 40 px)" -> "face too small for a skin")."""
+    return reason.split(" (", 1)[0].split(":", 1)[0]
+
+
+def _interpolate(a: np.ndarray, b: np.ndarray, f: float) -> np.ndarray:
+    return (1 - f) * np.asarray(a, np.float64) + f * np.asarray(b, np.float64)
+
+
+def _grow(box: np.ndarray, frac: float) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    dx, dy = (x1 - x0) * frac, (y1 - y0) * frac
+    return np.array([x0 - dx, y0 - dy, x1 + dx, y1 + dy])
+
+
+def appearance_signature(face: Face, frame: np.ndarray | None) -> np.ndarray | None:
+    """Colour signature of a person: the torso below the face and the head (hair, hat, helmet).
+
+    Why colour and not a face embedding: within one clip people are told apart
+    best by what they wear, which stays visible when the face turns away, and
+    it needs no identity model in the pipeline. Hue x saturation histograms of
+    the coloured pixels plus a brightness histogram of the grey ones, square
+    rooted so that the cosine is the Bhattacharyya coefficient. On the shared
+    selfie clip, signatures of one person's tracks agree at >= 0.86 and
+    different people's at <= 0.72 (threshold 0.8).
+    """
+    if frame is None:
+        return None
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = face.box
+    fw, fh = x1 - x0, y1 - y0
+    cx = (x0 + x1) / 2
+    parts = []
+    for rx0, ry0, rx1, ry1 in ((cx - 1.1 * fw, y1 + 0.25 * fh, cx + 1.1 * fw, y1 + 1.6 * fh),  # torso
+                               (x0 - 0.15 * fw, y0 - 0.35 * fh, x1 + 0.15 * fw, y1)):  # head
+        a, b, c, d = int(max(0, rx0)), int(max(0, ry0)), int(min(w, rx1)), int(min(h, ry1))
+        if c - a < 4 or d - b < 4:
+            parts.append(np.zeros(52))
+            continue
+        hsv = cv2.cvtColor(np.ascontiguousarray(frame[b:d, a:c]), cv2.COLOR_RGB2HSV)
+        coloured = hsv[..., 1] >= 40
+        hue_sat = cv2.calcHist([hsv], [0, 1], coloured.astype(np.uint8), [12, 4], [0, 180, 40, 256]).ravel()
+        grey = np.histogram(hsv[..., 2][~coloured], bins=4, range=(0, 256))[0]
+        hist = np.concatenate([hue_sat, grey]).astype(np.float64)
+        parts.append(np.sqrt(hist / max(hist.sum(), 1.0)))
+    signature = np.concatenate(parts)
+    return signature if signature.any() else None
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run NumPy's OpenBLAS on one thread inside the block (restored after).
+
+    Why: the pipeline already keeps both cores busy with its own threads
+    (analysis, painters, encoder). OpenBLAS would add its own worker threads to
+    every small solve in the skin renderer, and on a busy 2-core machine they
+    spin against ours: a 131x131 least-squares solve measured 187 ms with them
+    and 19 ms without. This is what ``threadpoolctl`` does, without the
+    dependency; where the symbols are not found (another BLAS, no /proc) it
+    does nothing.
+    """
+    restore = []
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and ".so" in line}
+    except OSError:
+        paths = set()
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"),
+                               ("openblas", "")):
+            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                restore.append((set_, int(get())))
+                set_(1)
+                break
+    try:
+        yield
+    finally:
+        for set_, n in restore:
+            set_(n)
+
+
+def video_detector():
+    """The detector for video frames: RetinaFace, upright only, at native resolution, threshold 0.4, 1 thread.
+
+    Video frames are upright (the reader applies the display matrix), so the
+    photo detector's rotated passes only cost time; tracking carries faces
+    through the frames RetinaFace misses. ``bench/video_leaks.py`` checks the
+    result against CenterFace, which is therefore kept out of the pipeline.
+    The threshold is below the photo default (0.6) because on the shared clips
+    it leaves 3 instead of 21 CenterFace faces (all under 24 px) outside every
+    protected region; the extra false positives are one-off weak detections,
+    which the pipeline covers only briefly (``VideoOptions.confident_score``).
+    """
+    from faceskin.detect import FaceDetector
+
+    return FaceDetector(threshold=0.4, rotations=(0,), use_centerface=False, threads=1)
+
+
+def for_video(protector: Protector) -> Protector:
+    """Adapt a (photo) protector to video, in place: the video detector, single-threaded models.
+
+    The video pipeline runs its stages on their own threads, so the ONNX
+    sessions' intra-op threads would only compete with them for the 2 cores.
+    """
+    from faceskin.identity_check import IdentityCheck
+
+    protector.detector = video_detector()
+    check = getattr(protector, "check", None)
+    if check is not None:
+        protector.check = IdentityCheck(check.limit, threads=1)
+    return protector
+
+
+class VideoProtector:
+    """Runs a :class:`Protector`'s models over a clip with tracking and the fail-closed rules above.
+
+    Holds no per-clip state between calls; :meth:`run` protects one clip.
+    """
+
+    def __init__(self, protector: Protector | None = None, options: VideoOptions | None = None,
+                 seed: int | None = None) -> None:
+        if protector is None:
+            protector = for_video(Protector(detector=video_detector(), seed=seed))
+        self.protector = protector
+        self.options = options or VideoOptions()
+        self._timing_lock = threading.Lock()
+
+    def _spent(self, stage: str, seconds: float) -> None:
+        with self._timing_lock:
+            self.timings[stage] += seconds
+
+    # ------------------------------------------------------------ analysis (frame enters the buffer)
+
+    def _candidates(self, state: _TrackState, image: np.ndarray, face: Face, t: float) -> list:
+        """Skins this track may wear, best first: an ended neighbour's (inherit), then by tone."""
+        p = self.protector
+        if p.options.force_skin_id:
+            return [p.library.by_id(p.options.force_skin_id)]
+        live = {s.skin.skin_id for s in self._live.values() if s.skin is not None and s is not state}
+        out = []
+        for end_t, box, skin, tid in reversed(self._ended):  # inherit: a track that just ended here
+            if t - end_t > self.options.inherit_seconds or skin.skin_id in live:
+                continue
+            size = max(box[2] - box[0], box[3] - box[1], 1.0)
+            centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+            if np.linalg.norm(centre - face.center) <= size and 0.5 <= face.size / size <= 2.0:
+                out.append(skin)
+                break
+        names = {s.skin_id for s in p.library.skins}
+        fresh = names - live - self._used
+        exclude = (live | self._used) if fresh else live  # unused skins first, then any not worn right now
+        tone = measure_tone(image, face)
+        for _ in range(max(1, getattr(p.options, "skin_attempts", 3))):
+            skin = p.library.choose(tone, exclude=exclude | {c.skin_id for c in out})
+            if skin.skin_id in live or any(c.skin_id == skin.skin_id for c in out):
+                break  # the library ran out (choose then ignores exclude)
+            out.append(skin)
+        return out
+
+    def _pick_skin(self, st: _TrackState, image: np.ndarray, face: Face, index: int, t: float) -> str | None:
+        """Give the track its skin (and settings): the first candidate that passes the self-check.
+
+        As in the photo pipeline (:meth:`Protector._skin`): a few skins at the
+        normal settings, then the first at ``STRONGER``. Returns why none fits.
+        """
+        p = self.protector
+        if index < st.retry_at:
+            return st.failure
+        candidates = self._candidates(st, image, face, t)
+        if not candidates:
+            return "no free skin in the library for another person"
+        check = getattr(p, "check", None)
+        chosen = (candidates[0], p.options.skin)
+        if check is not None:
+            kp = keypoints_from_landmarks(face.landmarks)
+            best = None
+            for skin, settings in [(c, p.options.skin) for c in candidates] + [(candidates[0], STRONGER)]:
+                trial = image.copy()
+                try:
+                    moved = render_skin(trial, face, skin, settings)
+                except Exception:  # noqa: BLE001 - a skin that cannot render is simply not chosen
+                    continue
+                sim = check.similarity(image, trial, kp, keypoints_from_landmarks(moved))
+                if best is None or sim < best[0]:
+                    best = (sim, skin, settings)
+                if sim <= check.limit:
+                    break
+            if best is None or best[0] > check.limit:
+                st.retry_at = index + self.options.check_every
+                st.failure = ("skin render failed" if best is None else
+                              f"skin did not hide identity (self-check similarity {best[0]:.2f} > {check.limit:.2f})")
+                return st.failure
+            chosen = best[1:]
+        st.skin, st.settings = chosen
+        if any(st.skin is skin for _, _, skin, _ in self._ended):
+            tid = next(tid for _, _, skin, tid in self._ended if skin is st.skin)
+            st.report.inherited_from = tid
+            self._ended = [e for e in self._ended if e[3] != tid]
+        st.report.skin_id = st.skin.skin_id
+        self._used.add(st.skin.skin_id)
+        return None
+
+    def _analyse(self, frame, dt: float) -> _Frame:
+        o, p = self.options, self.protector
+        rgb = frame.rgb
+        h, w = rgb.shape[:2]
+        rec = _Frame(frame.index, frame.pts, frame.time, rgb.copy(), rgb)
+        t0 = time.perf_counter()
+        faces = p.detector.detect(rgb)
+        t1 = time.perf_counter()
+        tracks = self.tracker.update(faces, dt=dt, frame=rgb, frame_size=(w, h))
+        t2 = time.perf_counter()
+        self._spent("detect", t1 - t0)
+        self._spent("track", t2 - t1)
+
+        alive = {t.id for t in tracks}
+        for tid in list(self._live):
+            if tid not in alive:
+                st = self._live.pop(tid)
+                st.smoother = None  # its state is 478 points; a long crowded clip has thousands of tracks
+                if st.skin is not None and st.last_detected is not None:
+                    self._ended.append((frame.time, st.last_detected[1], st.skin, tid))
+        self._ended = [e for e in self._ended if frame.time - e[0] <= o.inherit_seconds]
+
+        for track in tracks:
+            st = self._live.get(track.id)
+            if st is None:
+                st = self._states.get(track.id)
+                if st is None:
+                    st = _TrackState(TrackReport(track.id, first_frame=frame.index))
+                    self._states[track.id] = st
+                    self.report.tracks.append(st.report)
+                else:  # a person re-identified after their track ended: same track, same skin if free
+                    st.report.returns += 1
+                    self._ended = [e for e in self._ended if e[3] != track.id]
+                    held = {x.skin.skin_id for x in self._live.values() if x.skin is not None}
+                    if st.skin is not None and st.skin.skin_id in held:
+                        st.skin = None  # someone else wears it now: never two people in one skin
+                st.smoother = OneEuroFilter(o.min_cutoff, o.beta)
+                self._live[track.id] = st
+                self._backfill(track.box, frame.index)
+            if track.missed:
+                if st.report.detected <= 1 and st.best_score < o.confident_score and track.missed > o.backfill_frames:
+                    continue  # a one-off weak detection: covered around it, not for max_missed frames
+                st.report.last_frame = frame.index
+                box = track.cover_box(o.cover_k)
+                rec.entries[track.id] = _Entry(Face(box=box, score=0.0, track_id=track.id), False, False,
+                                               "missed by the detector (predicted region)")
+                continue
+            face = track.face
+            st.report.last_frame = frame.index
+            st.report.detected += 1
+            st.best_score = max(st.best_score, face.score)
+            if st.last_detected is not None and st.last_detected[0] < frame.index - 1:
+                last = st.last_detected[1]
+                shift = np.linalg.norm((last[:2] + last[2:]) / 2 - face.center) / max(face.size, 1.0)
+                if shift <= 2.0:  # a plausible path; a re-identified person may come back anywhere
+                    self._fill_gap(st.last_detected, (frame.index, face.box))
+            st.last_detected = (frame.index, np.asarray(face.box, np.float64).copy())
+            t3 = time.perf_counter()
+            reason = p.skin_or_reason(rgb, face)
+            if reason is None and st.withdrawn:
+                first, end = st.withdrawn[-1]
+                if frame.index < end:
+                    reason = WITHDRAWN
+                elif st.repicked < len(st.withdrawn):  # covered long enough: choose (and check) again
+                    st.repicked, st.skin = len(st.withdrawn), None
+            if reason is None:
+                smoothed = st.smoother(face.landmarks, frame.time, scale=max(face_scale(face.landmarks), 1.0))
+                face = replace(face, landmarks=smoothed)
+                if st.skin is None:
+                    reason = self._pick_skin(st, rgb, face, frame.index, frame.time)
+            self._spent("landmarks", time.perf_counter() - t3)
+            rec.entries[track.id] = _Entry(face, True, reason is None, reason or "", first=st.report.detected == 1)
+        return rec
+
+    def _backfill(self, box: np.ndarray, index: int) -> None:
+        o = self.options
+        for rec in self._pending:
+            if max(index - o.backfill_frames, index - o.lookahead) <= rec.index < index:
+                rec.extra.append(("backfill", Face(box=_grow(box, 0.15), score=0.0)))
+
+    def _fill_gap(self, before: tuple[int, np.ndarray], after: tuple[int, np.ndarray]) -> None:
+        (i0, b0), (i1, b1) = before, after
+        for rec in self._pending:
+            if max(i0, i1 - 1 - self.options.lookahead) < rec.index < i1:
+                f = (rec.index - i0) / (i1 - i0)
+                rec.extra.append(("gap", Face(box=_interpolate(b0, b1, f), score=0.0)))
+
+    def _check_frame(self, index: int) -> bool:
+        return getattr(self.protector, "check", None) is not None and index % self.options.check_every == 0
+
+    def _render_skins(self, rec: _Frame, after: Future | None = None) -> None:
+        """Paint this frame's skins; a failed render or self-check makes that entry a cover instead.
+
+        On every ``check_every``-th frame each skin is re-embedded against the
+        original face (the protector's identity check). A failure escalates the
+        track to ``STRONGER`` for good; if even that does not hide the person,
+        this frame and the unchecked ones since the previous check frame are
+        withdrawn (covered) and the track is covered for ``retry_seconds``.
+        ``after`` is the previous check frame's painting: waiting for it makes
+        every escalation apply from the same frame on, however the painters
+        interleave, so a run is reproducible.
+        """
+        if after is not None:
+            after.result()
+        t0 = time.perf_counter()
+        check = getattr(self.protector, "check", None)
+        checking = self._check_frame(rec.index)
+        for tid, e in rec.entries.items():
+            if not e.skinnable:
+                continue
+            if e.first and self.options.edge_frames > 0:
+                continue  # a track's first frame is always covered: no point in painting it
+            st = self._states[tid]
+            if any(a <= rec.index < b for a, b in st.withdrawn):
+                e.skinnable, e.reason = False, WITHDRAWN
+                continue
+            before = rec.image.copy() if checking else None
+            try:
+                moved = render_skin(rec.image, e.face, st.skin, st.settings)
+                if checking:
+                    kp = keypoints_from_landmarks(e.face.landmarks)
+                    sim = check.similarity(rec.original, rec.image, kp, keypoints_from_landmarks(moved))
+                    if sim > check.limit and st.settings is not STRONGER:
+                        st.settings = STRONGER
+                        rec.image[:] = before
+                        moved = render_skin(rec.image, e.face, st.skin, STRONGER)
+                        sim = check.similarity(rec.original, rec.image, kp, keypoints_from_landmarks(moved))
+                    if sim > check.limit:
+                        rec.image[:] = before
+                        first = rec.index - self.options.check_every + 1  # since the last check frame
+                        st.withdrawn.append((first, rec.index + max(1, round(self.options.retry_seconds * self._fps))))
+                        self._withdraw(tid, first, rec.index + self.options.lookahead)
+                        continue
+                rec.rendered.add(tid)
+            except Exception as exc:  # fail closed: any render problem means cover
+                if before is not None:
+                    rec.image[:] = before
+                e.skinnable, e.reason = False, f"skin render failed: {type(exc).__name__}: {exc}"
+        self._spent("render", time.perf_counter() - t0)
+
+    def _withdraw(self, tid: int, first: int, last: int) -> None:
+        """Mark the analysed frames first..last of a track as not skinned, so they are covered.
+
+        Called while painting frame f with ``first >= f - lookahead``. Safe
+        without a lock: the encoder waits for every paint up to frame +
+        lookahead, so it cannot have reached ``first``; and ``check_every <=
+        lookahead`` puts every frame since the previous check within reach.
+        Frames after f may be painted already (by the other workers): they are
+        withdrawn too; later ones see ``withdrawn`` before painting.
+        """
+        for j in range(first, last + 1):
+            rec = self._by_index.get(j)
+            e = rec.entries.get(tid) if rec is not None else None
+            if e is not None and e.skinnable:
+                e.skinnable, e.reason = False, WITHDRAWN
+
+    # ------------------------------------------------------------ output (frame leaves the buffer)
+
+    def _entry(self, tid: int, index: int) -> _Entry | None:
+        rec = self._by_index.get(index)
+        return None if rec is None else rec.entries.get(tid)
+
+    def _skin_usable(self, tid: int, index: int) -> bool:
+        """Skinned, and not within ``edge_frames`` of a frame where the track was not detected."""
+        e = self._entry(tid, index)
+        if e is None or not e.skinnable or tid not in self._by_index[index].rendered:
+            return False
+        for k in range(1, self.options.edge_frames + 1):
+            for j in (index - k, index + k):
+                n = self._entry(tid, j)
+                if n is None or not n.detected:
+                    return False
+        return True
+
+    def _cover_weight(self, tid: int, index: int) -> float:
+        n = self.options.blend_frames
+        for d in range(n + 1):
+            if not self._skin_usable(tid, index - d) or not self._skin_usable(tid, index + d):
+                return 1.0 - d / (n + 1)
+        return 0.0
+
+    def _cover(self, image: np.ndarray, face: Face, weight: float = 1.0) -> None:
+        margin = max(self.options.margin, self.protector.options.fallback_margin)
+        if weight >= 1.0:
+            cover_face(image, face, self.protector.rng, margin)
+            return
+        centre, axes = head_region(face, margin)
+        h, w = image.shape[:2]
+        x0, y0 = (max(0, int(np.floor(c - a)) - 1) for c, a in zip(centre, axes))
+        x1, y1 = (min(s, int(np.ceil(c + a)) + 2) for c, a, s in zip(centre, axes, (w, h)))
+        bx = np.round(face.box).astype(int)
+        x0, y0 = min(x0, max(0, bx[0])), min(y0, max(0, bx[1]))
+        x1, y1 = max(x1, min(w, bx[2])), max(y1, min(h, bx[3]))
+        if x1 <= x0 or y1 <= y0:
+            return
+        roi = image[y0:y1, x0:x1]
+        covered = roi.copy()
+        shifted = replace(face, box=np.asarray(face.box, np.float64) - [x0, y0, x0, y0],
+                          landmarks=None if face.landmarks is None else face.landmarks - [x0, y0, 0])
+        cover_face(covered, shifted, self.protector.rng, margin)
+        cv2.addWeighted(covered, float(weight), roi, 1.0 - float(weight), 0.0, dst=roi)
+
+    def _finish(self, rec: _Frame) -> np.ndarray:
+        t0 = time.perf_counter()
+        blends, full, methods = [], [], set()
+        for tid, e in rec.entries.items():
+            st = self._states[tid]
+            if not e.detected:
+                method = "predicted"
+                st.report.reasons[e.reason] += 1
+                full.append(e.face)
+            else:
+                wgt = self._cover_weight(tid, rec.index)
+                if wgt <= 0.0:
+                    method = "skin"
+                elif wgt < 1.0:
+                    method = "blend"
+                    blends.append((e.face, wgt))
+                else:
+                    method = "fallback"
+                    st.report.reasons["track edge" if e.skinnable else _reason_kind(e.reason)] += 1
+                    full.append(e.face)
+            st.report.frames[method] += 1
+            self.report.face_frames[method] += 1
+            methods.add(method)
+        for why, face in rec.extra:
+            self.report.extra_covers[why] += 1
+            full.append(face)
+        for face, wgt in blends:
+            self._cover(rec.image, face, wgt)
+        for face in full:
+            self._cover(rec.image, face)
+        if rec.entries:
+            self.report.frames_with_faces += 1
+        worst = ("predicted", "fallback", "blend", "skin")
+        self.report.frame_methods.append(next((m for m in worst if m in methods), "") if rec.entries else "")
+        self._spent("cover", time.perf_counter() - t0)
+        return rec.image
+
+    # ------------------------------------------------------------ the clip
+
+    def run(
+        self,
+        in_path: str | os.PathLike,
+        out_path: str | os.PathLike,
+        *,
+        audio: bool = True,
+        crf: float = DEFAULT_CRF,
+        preset: str = DEFAULT_PRESET,
+        keep_metadata: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> VideoReport:
+        in_path, out_path = Path(in_path), Path(out_path)
+        _output_format(out_path)
+        if _same_file(in_path, out_path) or in_path.resolve() == out_path.resolve():
+            raise OutputError(f"{out_path}: output would overwrite the input")
+        reader = open_video(in_path)
+        o = self.options
+        started = time.perf_counter()
+        self.report = VideoReport(str(in_path), str(out_path), reader.width, reader.height, reader.fps,
+                                  reader.rotation, metadata_stripped=not keep_metadata)
+        self.timings = self.report.timings
+        for k in ("decode", "detect", "track", "landmarks", "render", "cover", "encode"):
+            self.timings[k] = 0.0
+        self.tracker = FaceTracker(
+            max_missed=o.max_missed,
+            reid=appearance_signature if o.reid else None,
+            reid_threshold=o.reid_threshold,
+            reid_memory=max(1, round(o.reid_seconds * (reader.fps or 25.0))),
+        )
+        self._live: dict[int, _TrackState] = {}
+        self._states: dict[int, _TrackState] = {}
+        self._ended: list = []
+        self._used: set[str] = set()
+        self._pending: deque[_Frame] = deque()  # analysed, not yet encoded
+        self._by_index: dict[int, _Frame] = {}  # pending + the last few encoded (for blend look-back)
+        total = reader.frame_count
+        if total is None and reader.duration and reader.fps:
+            total = round(reader.duration * reader.fps)
+        nominal_fps = self._fps = reader.fps or 25.0
+        keep_behind = o.blend_frames + o.edge_frames + 1
+
+        with reader.demux(audio=audio) as items, single_threaded_blas():
+            writer = VideoWriter(
+                out_path, reader.width, reader.height, reader.time_base, fps=reader.fps, crf=crf, preset=preset,
+                audio_templates=items.audio_streams, colour=reader.colour,
+                sample_aspect_ratio=reader.sample_aspect_ratio, keep_metadata=keep_metadata, metadata=reader.metadata,
+            )
+            # Three stages: this thread decodes and analyses frame t (detector, tracker,
+            # landmarks, skin choice); ``render_threads`` workers paint skins, frames in
+            # parallel; one encoder thread covers and encodes frame t - lookahead once every
+            # frame it may look at is painted. The analysis of frame t only adds covers to
+            # frames >= t - lookahead, which the encoder has not reached yet.
+            painters = ThreadPoolExecutor(max_workers=max(1, o.render_threads), thread_name_prefix="faceskin-paint")
+            encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceskin-encode")
+            painting: deque[Future] = deque()
+            encoding: deque[Future] = deque()
+            last_check: Future | None = None  # the painting of the latest self-check frame
+
+            def encode(rec: _Frame | None, packets: list, painted: list[Future]) -> None:
+                for packet in packets:
+                    writer.mux_audio(packet)
+                for future in painted:
+                    future.result()
+                if rec is None:
+                    return
+                image = self._finish(rec)
+                t0 = time.perf_counter()
+                writer.write(image, rec.pts)
+                self._spent("encode", time.perf_counter() - t0)
+                rec.image = None  # type: ignore[assignment]
+                self._by_index.pop(rec.index - keep_behind, None)
+                if progress is not None:
+                    progress(writer.frames_written, total)
+
+            def submit_encode(rec: _Frame | None, packets: list) -> None:
+                while encoding and (len(encoding) > 2 or encoding[0].done()):
+                    encoding.popleft().result()  # bounded backlog; re-raises a worker's error here
+                encoding.append(encoder.submit(encode, rec, packets, list(painting)))
+                while painting and painting[0].done():
+                    painting.popleft()
+
+            try:
+                with writer:
+                    last_time = None
+                    packets: list = []
+                    iterator = iter(items)
+                    while True:
+                        t0 = time.perf_counter()
+                        item = next(iterator, None)
+                        self._spent("decode", time.perf_counter() - t0)
+                        if item is None:
+                            break
+                        if isinstance(item, av.Packet):
+                            packets.append(item)
+                            continue
+                        dt = 1.0 if last_time is None else max((item.time - last_time) * nominal_fps, 1e-3)
+                        last_time = item.time
+                        rec = self._analyse(item, dt)
+                        self._pending.append(rec)
+                        self._by_index[rec.index] = rec
+                        painting.append(painters.submit(self._render_skins, rec, last_check))
+                        if self._check_frame(rec.index):
+                            last_check = painting[-1]
+                        if len(self._pending) > o.lookahead:
+                            submit_encode(self._pending.popleft(), packets)
+                            packets = []
+                    while self._pending:
+                        submit_encode(self._pending.popleft(), packets)
+                        packets = []
+                    submit_encode(None, packets)
+                    while encoding:
+                        encoding.popleft().result()
+            finally:
+                # never let the writer close (or delete its temp file) under a running job
+                encoder.shutdown(wait=True, cancel_futures=True)
+                painters.shutdown(wait=True, cancel_futures=True)
+            self.report.audio_packets = writer.audio_packets_written
+            self.report.frames = writer.frames_written
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+
+def protect_video(
+    in_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    protector: Protector | None = None,
+    options: VideoOptions | None = None,
+    seed: int | None = None,
+    audio: bool = True,
+    crf: float = DEFAULT_CRF,
+    preset: str = DEFAULT_PRESET,
+    keep_metadata: bool = False,
+    progress: ProgressCallback | None = None,
+    margin: float | None = None,
+) -> VideoReport:
+    """Put a skin on every person in a video file; the one-call API.
+
+    Streams ``in_path`` to ``out_path`` (H.264 in .mp4/.mov/.mkv, audio copied
+    byte for byte unless ``audio=False``), with every face skinned or covered
+    in every frame. ``protector`` defaults to ``for_video(Protector(...))``; a
+    given one is used as it is (pass it through :func:`for_video` for speed).
+    ``seed`` makes skin choice and cover noise reproducible. ``margin`` grows
+    every pixelation cover (fraction of the head size). ``progress(done,
+    total)`` is called after each encoded frame (``total`` may be None), from
+    the encoder thread. Raises :class:`~faceskin.errors.InputError` /
+    :class:`~faceskin.errors.OutputError` for the user's mistakes; nothing is
+    written under ``out_path`` unless the whole clip succeeded.
+    """
+    options = replace(options or VideoOptions())
+    if margin is not None:
+        options.margin = margin
+    if protector is not None and seed is not None:  # the same seed, the same skins and the same noise
+        protector.rng = np.random.default_rng(seed)
+        protector.library.rng = np.random.default_rng(seed)
+    return VideoProtector(protector, options, seed=seed).run(
+        in_path, out_path, audio=audio, crf=crf, preset=preset, keep_metadata=keep_metadata, progress=progress
+    )

@@ -1,0 +1,405 @@
+"""The video pipeline on generated clips: the astronaut's face (public domain) moving across a
+background, written with PyAV in tmp_path. No shared data needed."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from faceskin.cli import app
+from faceskin.errors import OutputError
+from faceskin.protect import ProtectOptions, Protector
+from faceskin.video import VideoOptions, VideoProtector, protect_video, video_detector
+from faceskin.videofile import open_video
+from test_videofile import BAD_INPUTS, audio_packets, make_clip
+
+W, H = 240, 160
+N = 20
+STEP = 3  # pixels per frame the face moves to the right
+SCALE = 0.6  # of the astronaut still: a ~57x72 px face keeps the suite fast and still takes a skin
+CROP = (slice(20, 220), slice(130, 320))  # the head in the still; its face box there is (178, 57)-(273, 177)
+TOP, LEFT = 20, 10  # where the crop goes in frame 0
+
+
+@pytest.fixture(scope="module")
+def video_protector(landmarker, library):
+    """The identity self-check is off here: these tests are about tracking and covering, and the
+    small test face does not pass it (test_failed_self_check_withdraws_the_skin covers the check)."""
+    return Protector(detector=video_detector(), landmarker=landmarker, library=library, seed=0,
+                     options=ProtectOptions(identity_check=False))
+
+
+@pytest.fixture(scope="module")
+def moving_frames(astronaut) -> list[np.ndarray]:
+    """The astronaut's head sliding right over a textured background."""
+    import cv2
+
+    crop = cv2.resize(astronaut[CROP], None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_AREA)
+    y, x = np.mgrid[0:H, 0:W]
+    background = np.stack([(x * 0.5 + 40) % 256, (y * 0.7 + 60) % 256, 90 + 30 * np.sin(x / 9.0)], -1)
+    frames = []
+    for i in range(N):
+        img = background.astype(np.uint8).copy()
+        x0 = LEFT + STEP * i
+        img[TOP : TOP + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+        frames.append(img)
+    return frames
+
+
+def face_box(i: int) -> tuple[slice, slice]:
+    """Where the astronaut's face is in frame ``i``, shrunk by 3 px on every side."""
+    def to_frame(v: float, crop_start: int, offset: int) -> int:
+        return round((v - crop_start) * SCALE) + offset
+
+    x_off = LEFT + STEP * i
+    return (slice(to_frame(57, 20, TOP) + 3, to_frame(177, 20, TOP) - 3),
+            slice(to_frame(178, 130, x_off) + 3, to_frame(273, 130, x_off) - 3))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, moving_frames) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clip") / "moving.mp4", frames=moving_frames,
+                     pts=[40 * i for i in range(N)])
+
+
+@pytest.fixture(scope="module")
+def protected(tmp_path_factory, clip, video_protector):
+    out = tmp_path_factory.mktemp("out") / "moving.skinned.mp4"
+    report = protect_video(clip, out, protector=video_protector, seed=0)
+    return out, report
+
+
+def frames_of(path: Path) -> list[np.ndarray]:
+    return [f.rgb for f in open_video(path)]
+
+
+def detected_in(protector: Protector, image: np.ndarray) -> list:
+    """Faces RetinaFace finds overlapping the known face position (a covered face has none)."""
+    return [f for f in protector.detector.detect(image) if f.score > 0.6]
+
+
+def region_change(a: np.ndarray, b: np.ndarray, i: int) -> float:
+    ys, xs = face_box(i)
+    return float(np.abs(a[ys, xs].astype(int) - b[ys, xs].astype(int)).mean())
+
+
+# --- tracking and skins ------------------------------------------------------------
+
+
+def test_moving_face_keeps_one_track_and_one_skin(protected, clip):
+    out, report = protected
+    assert report.frames == N
+    assert len(report.tracks) == 1, [t.to_dict() for t in report.tracks]
+    track = report.tracks[0]
+    assert track.skin_id is not None and track.first_frame == 0 and track.last_frame == N - 1
+    assert report.face_frames["skin"] >= N // 2  # most frames skinned, not pixelated
+    assert sum(report.face_frames.values()) == N  # one face in every frame, each accounted for
+    d = report.to_dict()
+    assert d["skins_by_track"] == {"1": track.skin_id} and json.loads(json.dumps(d)) == d
+
+
+def test_every_output_frame_has_the_face_changed(protected, clip):
+    out, _ = protected
+    before, after = frames_of(clip), frames_of(out)
+    assert len(after) == N
+    for i, (a, b) in enumerate(zip(before, after)):
+        assert region_change(a, b, i) > 6.0, f"frame {i} face region barely changed"
+
+
+def test_first_and_last_frames_are_covered_not_skinned(protected, clip, video_protector):
+    out, report = protected
+    before, after = frames_of(clip), frames_of(out)
+    assert report.tracks[0].reasons["track edge"] == 2
+    for i in (0, N - 1):
+        assert detected_in(video_protector, before[i])  # the face is findable in the input...
+        assert not detected_in(video_protector, after[i]), f"frame {i} still shows a face"  # ...not once covered
+        assert region_change(before[i], after[i], i) > 15.0
+    # in the middle the skin is a face (detectable) yet not the original pixels
+    mid = N // 2
+    assert detected_in(video_protector, after[mid])
+
+
+def test_timestamps_and_audio_pass_through_unchanged(protected, clip):
+    out, report = protected
+    src, dst = open_video(clip), open_video(out)
+    assert [(f.pts, f.time_base) for f in src] == [(f.pts, f.time_base) for f in dst]
+    packets = audio_packets(clip)
+    assert len(packets) > 5 and report.audio_packets == len(packets)
+    assert audio_packets(out) == packets  # bytes, pts and dts
+
+
+# --- fail closed --------------------------------------------------------------------
+
+
+def test_detection_gap_is_covered_not_leaked(tmp_path, clip, video_protector, monkeypatch):
+    """The detector returns nothing for frames 5-8: the tracker's predicted region is pixelated."""
+    real = video_protector.detector.detect
+    calls = {"n": 0}
+
+    def blind_for_a_while(image):
+        i = calls["n"]
+        calls["n"] += 1
+        return [] if 5 <= i <= 8 else real(image)
+
+    monkeypatch.setattr(video_protector.detector, "detect", blind_for_a_while)
+    out = tmp_path / "gap.mp4"
+    report = protect_video(clip, out, protector=video_protector, seed=0)
+    monkeypatch.undo()
+    assert len(report.tracks) == 1 and report.face_frames["predicted"] == 4
+    assert report.tracks[0].reasons["missed by the detector (predicted region)"] == 4
+    assert report.extra_covers["gap"] == 4  # the interpolated box is covered too
+    before, after = frames_of(clip), frames_of(out)
+    for i in range(5, 9):
+        assert detected_in(video_protector, before[i])
+        assert not detected_in(video_protector, after[i]), f"frame {i} leaked during the gap"
+        assert region_change(before[i], after[i], i) > 15.0
+    # frames next to the gap are track edges (covered) and the skin fades back in, never bare
+    assert report.tracks[0].reasons["track edge"] == 4
+    assert report.face_frames["blend"] >= 2
+
+
+@pytest.mark.parametrize("policy", ["reid", "inherit", "neither"])
+def test_person_lost_and_found_again_keeps_their_skin(tmp_path, clip, video_protector, monkeypatch, policy):
+    """Blind for frames 5-12 with max_missed 5: the track expires, then the face comes back.
+
+    Re-identified by appearance it is the same track; without re-identification a new
+    track starting where the old one ended inherits its skin; with neither, a new skin.
+    """
+    real = video_protector.detector.detect
+    calls = {"n": 0}
+
+    def blind(image):
+        i = calls["n"]
+        calls["n"] += 1
+        return [] if 5 <= i <= 12 else real(image)
+
+    monkeypatch.setattr(video_protector.detector, "detect", blind)
+    out = tmp_path / "back.mp4"
+    options = VideoOptions(max_missed=5, reid=policy == "reid", inherit_seconds=0.0 if policy == "neither" else 1.0)
+    report = protect_video(clip, out, protector=video_protector, seed=0, options=options)
+    monkeypatch.undo()
+    if policy == "reid":
+        assert len(report.tracks) == 1 and report.tracks[0].returns == 1
+    else:
+        first, second = report.tracks
+        assert (first.skin_id == second.skin_id) == (policy == "inherit")
+        assert second.inherited_from == (1 if policy == "inherit" else None)
+    # 5-10 predicted covers, 11-12 no track at all: the returning face's backfill covers them
+    assert report.extra_covers["backfill"] == 3
+    before, after = frames_of(clip), frames_of(out)
+    for i in range(N):
+        assert region_change(before[i], after[i], i) > 6.0, f"frame {i} left bare"
+
+
+def test_skin_fades_to_cover_before_a_failure_and_back_after(tmp_path, clip, video_protector, monkeypatch):
+    """Landmarks fail on frames 9-10: the cover is already partly in on frames 6-8 (look-ahead)."""
+    real = video_protector.landmarker.fit
+    calls = {"n": 0}
+
+    def flaky(image, face):
+        i = calls["n"]
+        calls["n"] += 1
+        return False if i in (9, 10) else real(image, face)
+
+    monkeypatch.setattr(video_protector.landmarker, "fit", flaky)
+    out = tmp_path / "fade.mp4"
+    report = protect_video(clip, out, protector=video_protector, seed=0,
+                           options=VideoOptions(blend_frames=3))
+    monkeypatch.undo()
+    track = report.tracks[0]
+    assert track.reasons["no landmarks"] == 2
+    # 0: edge | 1-3 fade in | ... | 6-8 fade out | 9-10 cover | 11-13 fade in | ... | 16-18 fade out | 19 edge
+    assert report.face_frames["blend"] == 12 and report.face_frames["fallback"] == 4
+    after = frames_of(out)
+    for i in (9, 10):
+        assert not detected_in(video_protector, after[i])
+
+
+class ScriptedCheck:
+    """Stands in for the SFace self-check: the face 'still resembles the person' once its nose
+    has moved past ``x`` (the face moves right frame by frame), whatever the skin."""
+
+    limit = 0.2
+
+    def __init__(self, x: float) -> None:
+        self.x, self.calls = x, 0
+
+    def similarity(self, original, protected, keypoints_before, keypoints_after) -> float:
+        self.calls += 1
+        return 0.6 if keypoints_before[2][0] > self.x else 0.05
+
+
+def test_failed_self_check_withdraws_the_skin(tmp_path, clip, video_protector, monkeypatch):
+    """From frame ~10 on no skin hides the face: those frames are covered, and the unchecked
+    frames since the last passing check too (the check runs every 4 frames)."""
+    nose_x = lambda i: (226 - 130) * SCALE + LEFT + STEP * i  # noqa: E731 - the nose in the still is at x~226
+    check = ScriptedCheck(x=nose_x(9.5))
+    monkeypatch.setattr(video_protector, "check", check, raising=False)
+    out = tmp_path / "checked.mp4"
+    report = protect_video(clip, out, protector=video_protector, seed=0, options=VideoOptions(check_every=4))
+    monkeypatch.undo()
+    assert check.calls > 0
+    methods = report.frame_methods
+    first_bad = next(i for i, m in enumerate(methods) if i > 0 and m == "fallback")
+    assert 6 <= first_bad <= 10, methods  # withdrawn back to the last passing check
+    assert all(m == "fallback" for m in methods[first_bad:]), methods
+    assert report.tracks[0].reasons["skin did not hide identity"] >= N - 10
+    after = frames_of(out)
+    for i in range(10, N):
+        assert not detected_in(video_protector, after[i]), f"frame {i} still shows the face"
+
+
+def test_margin_grows_the_cover(tmp_path, moving_frames, video_protector):
+    src = make_clip(tmp_path / "short.mp4", frames=moving_frames[:3], pts=[0, 40, 80], audio=False)
+    small, large = tmp_path / "m0.mp4", tmp_path / "m1.mp4"
+    protect_video(src, small, protector=video_protector, seed=0, margin=0.0)
+    protect_video(src, large, protector=video_protector, seed=0, margin=0.5)
+    original, a, b = frames_of(src)[0], frames_of(small)[0], frames_of(large)[0]  # frame 0: a covered track edge
+    changed = lambda out: (np.abs(out.astype(int) - original.astype(int)).max(-1) > 12).sum()  # noqa: E731
+    assert changed(b) > 1.5 * changed(a)
+
+
+def test_two_faces_never_share_a_skin(tmp_path, moving_frames, video_protector):
+    head = moving_frames[0][TOP : TOP + 120, LEFT : LEFT + 114]
+    frames = []
+    for i in range(6):
+        img = np.full((H, 2 * W, 3), 70, np.uint8)
+        img[20:140, 10 + 2 * i : 124 + 2 * i] = head
+        img[20:140, 300 - 2 * i : 414 - 2 * i] = head[:, ::-1]
+        frames.append(img)
+    src = make_clip(tmp_path / "two.mp4", frames=frames, pts=[40 * i for i in range(6)], audio=False)
+    report = protect_video(src, tmp_path / "two.out.mp4", protector=video_protector, seed=0)
+    skins = [t.skin_id for t in report.tracks]
+    assert len(skins) == 2 and None not in skins and skins[0] != skins[1]
+
+
+def test_rotated_phone_clip_comes_out_upright_and_protected(tmp_path, moving_frames, video_protector):
+    """Stored sideways with a display matrix (a phone's portrait clip): the face is upright only once turned."""
+    upright = moving_frames[:6]
+    stored = [np.ascontiguousarray(np.rot90(f, 1)) for f in upright]  # what the phone wrote
+    src = make_clip(tmp_path / "phone.mp4", frames=stored, pts=[40 * i for i in range(6)], rotation=-90)
+    reader = open_video(src)
+    assert (reader.width, reader.height) == (W, H)
+    out = tmp_path / "phone.skinned.mp4"
+    report = protect_video(src, out, protector=video_protector, seed=0)
+    assert report.rotation == -90 and len(report.tracks) == 1
+    result = open_video(out)
+    assert result.rotation == 0 and (result.width, result.height) == (W, H)
+    for i, (a, b) in enumerate(zip(upright, frames_of(out))):
+        background = (slice(None), slice(180, W))  # right of the head: untouched, and the same way round
+        assert np.abs(a[background].astype(int) - b[background].astype(int)).mean() < 6
+        assert region_change(a, b, i) > 6.0
+
+
+def test_interrupted_run_leaves_nothing(tmp_path, clip, video_protector, monkeypatch):
+    real = video_protector.landmarker.fit
+    calls = {"n": 0}
+
+    def interrupt(image, face):
+        calls["n"] += 1
+        if calls["n"] == 12:
+            raise KeyboardInterrupt
+        return real(image, face)
+
+    monkeypatch.setattr(video_protector.landmarker, "fit", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        protect_video(clip, tmp_path / "out.mp4", protector=video_protector)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_to_overwrite_its_input(clip, video_protector):
+    with pytest.raises(OutputError, match="overwrite the input"):
+        protect_video(clip, clip, protector=video_protector)
+
+
+def test_same_seed_same_skins(tmp_path, moving_frames, video_protector):
+    src = make_clip(tmp_path / "short.mp4", frames=moving_frames[:4], pts=[0, 40, 80, 120], audio=False)
+    a = protect_video(src, tmp_path / "a.mp4", protector=video_protector, seed=3)
+    b = protect_video(src, tmp_path / "b.mp4", protector=video_protector, seed=3)
+    assert [t.skin_id for t in a.tracks] == [t.skin_id for t in b.tracks]
+    assert a.face_frames == b.face_frames
+
+
+# --- the command line ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_cli_protects_a_video_with_report(runner, tmp_path, moving_frames):
+    src = make_clip(tmp_path / "talk.mov", frames=moving_frames[:6], pts=[40 * i for i in range(6)])
+    report = tmp_path / "r.json"
+    result = runner.invoke(app, ["protect", str(src), "--json-report", str(report), "--preset", "ultrafast",
+                                 "--crf", "23", "--no-audio", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    dst = tmp_path / "talk.skinned.mov"
+    assert dst.exists() and str(dst) in result.stdout
+    data = json.loads(report.read_text())["videos"][0]
+    assert data["frames"] == 6 and data["audio_packets"] == 0 and len(data["tracks"]) == 1
+    with av.open(str(dst)) as c:
+        assert len(c.streams.audio) == 0 and c.streams.video[0].frames == 6
+
+
+def test_cli_quiet_prints_nothing(runner, tmp_path, moving_frames):
+    src = make_clip(tmp_path / "q.mp4", frames=moving_frames[:3], pts=[0, 40, 80], audio=False)
+    result = runner.invoke(app, ["protect", str(src), "-o", str(tmp_path / "q.out.mkv"), "--quiet"])
+    assert result.exit_code == 0 and result.output == ""
+    assert (tmp_path / "q.out.mkv").exists()
+
+
+# The CLI routes by suffix, so every bad file is offered as a video (.mp4); the content decides.
+@pytest.mark.parametrize("case", sorted(set(BAD_INPUTS) - {"missing"}) + ["missing", "bad_suffix", "bad_preset"])
+def test_cli_bad_input_is_one_line_exit_2_and_nothing_written(runner, tmp_path, case):
+    bad_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    bad_dir.mkdir()
+    out_dir.mkdir()
+    args: list[str] = []
+    if case in BAD_INPUTS:
+        native = BAD_INPUTS[case][0](bad_dir / ("bad.jpg" if case == "still_image" else "bad.mp4"))
+        bad = native.rename(bad_dir / "bad.mp4") if native.exists() else native
+        target = out_dir / "out.mp4"
+    else:
+        bad = make_clip(bad_dir / "good.mp4", n=3, audio=False)
+        target = out_dir / ("out.webm" if case == "bad_suffix" else "out.mp4")
+        args = ["--preset", "warp-speed"] if case == "bad_preset" else []
+    before = sorted(p.name for p in bad_dir.iterdir())
+    result = runner.invoke(app, ["protect", str(bad), "-o", str(target), *args])
+    assert result.exit_code == 2, (case, result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert "Traceback" not in result.output
+    assert list(out_dir.iterdir()) == []
+    assert sorted(p.name for p in bad_dir.iterdir()) == before  # input untouched, no temp files
+
+
+def test_cli_several_videos_at_once_is_a_clear_error(runner, tmp_path):
+    a = make_clip(tmp_path / "a.mp4", n=2, audio=False)
+    b = make_clip(tmp_path / "b.mp4", n=2, audio=False)
+    result = runner.invoke(app, ["protect", str(a), str(b)])
+    assert result.exit_code == 2 and "one per command" in result.stderr
+
+
+def test_default_output_name_for_containers_we_cannot_write():
+    from faceskin.cli import _video_output
+
+    assert _video_output(Path("/x/clip.mp4"), None) == Path("/x/clip.skinned.mp4")
+    assert _video_output(Path("/x/clip.webm"), None) == Path("/x/clip.skinned.mkv")
+    assert _video_output(Path("/x/clip.mov"), Path("/y/o.mp4")) == Path("/y/o.mp4")
+
+
+def test_video_frames_are_upright_frames_of_a_fractional_time_base(tmp_path, moving_frames, video_protector):
+    """Odd time bases (1/90000, NTSC-like pts steps) keep their exact timestamps."""
+    pts = [3003 * i for i in range(4)]
+    src = make_clip(tmp_path / "ntsc.mp4", frames=moving_frames[:4], pts=pts, time_base=Fraction(1, 90000),
+                    audio=False)
+    out = tmp_path / "ntsc.out.mp4"
+    VideoProtector(video_protector).run(src, out)
+    assert [f.pts for f in open_video(out)] == pts
