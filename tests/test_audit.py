@@ -1,0 +1,389 @@
+"""The audit on constructed cases whose right answer is known.
+
+Photos are the astronaut (public domain, shipped by scikit-image) and Grace
+Hopper (public domain US Navy portrait, shipped by matplotlib); videos are
+generated with PyAV in tmp_path. Nothing here needs ../shared/data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from test_videofile import make_clip
+
+from faceskin import recognizers
+from faceskin.audit import (
+    Auditor,
+    audit,
+    classify_face,
+    flat_share,
+    format_time,
+    head_mask,
+    load_gallery,
+    psnr_from_mse,
+    run_audit_cli,
+)
+from faceskin.errors import FaceskinError, InputError
+from faceskin.faces import Face
+from faceskin.fallback import cover_face, head_region
+
+pytestmark = pytest.mark.skipif(not recognizers.available(),
+                                reason="the audit needs the recognizer panel: pip install 'faceskin[eval]'")
+
+# the moving-face clip: the astronaut's head sliding right over a textured background
+W, H, N = 240, 160, 10
+SCALE, STEP, TOP, LEFT = 0.6, 3, 20, 10
+CROP = (slice(20, 220), slice(130, 320))  # the head in the still; its face box there is (178, 57)-(273, 177)
+BARE = range(3, 8)  # frames left unprotected in the broken copy
+
+
+@pytest.fixture(scope="module")
+def auditor() -> Auditor:
+    return Auditor(rotations=(0,))  # photos here are upright; the turned passes are FaceDetector's, tested there
+
+
+@pytest.fixture(scope="module")
+def hopper() -> np.ndarray:
+    from matplotlib import cbook
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def save(path: Path, rgb: np.ndarray) -> Path:
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def flat_filled(image: np.ndarray, face: Face) -> np.ndarray:
+    """The head replaced by its mean colour: nothing of the face is left."""
+    out = image.copy()
+    centre, axes = head_region(face, 0.1)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.ellipse(mask, tuple(int(v) for v in centre), tuple(math.ceil(v) for v in axes), 0, 0, 360, 1, -1)
+    out[mask > 0] = image[mask > 0].mean(0).astype(np.uint8)
+    return out
+
+
+def pixelated(image: np.ndarray, face: Face) -> np.ndarray:
+    out = image.copy()
+    cover_face(out, Face(box=face.box.copy(), score=1.0), np.random.default_rng(0))
+    return out
+
+
+def face_swapped(target: np.ndarray, target_face: Face, donor: np.ndarray, donor_face: Face) -> np.ndarray:
+    """A crude skin: the donor's face warped onto the target's keypoints inside the face ellipse."""
+    from faceskin.recognizers import similarity_transform
+
+    m = similarity_transform(donor_face.keypoints, target_face.keypoints)
+    warped = cv2.warpAffine(donor, m, (target.shape[1], target.shape[0]), flags=cv2.INTER_LINEAR)
+    mask = np.zeros(target.shape[:2], np.float32)
+    x0, y0, x1, y1 = target_face.box
+    cv2.ellipse(mask, (int((x0 + x1) / 2), int((y0 + y1) / 2 + 0.05 * (y1 - y0))),
+                (int(0.45 * (x1 - x0)), int(0.55 * (y1 - y0))), 0, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), 3)[..., None]
+    return (warped * mask + target * (1 - mask)).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- pixel rules (no models)
+
+
+def test_classify_face_reads_unchanged_covered_and_changed(astronaut, astronaut_face):
+    box = astronaut_face.box
+    noisy = np.clip(astronaut.astype(int) + np.random.default_rng(0).integers(-2, 3, astronaut.shape), 0, 255)
+    assert classify_face(astronaut, noisy.astype(np.uint8), box) == "unchanged"
+    assert classify_face(astronaut, flat_filled(astronaut, astronaut_face), box) == "covered"
+    assert classify_face(astronaut, pixelated(astronaut, astronaut_face), box) == "covered"
+    assert classify_face(astronaut, astronaut[:, ::-1].copy(), box) == "changed"  # another face there, detail kept
+    assert flat_share(np.full((10, 10), 7, np.uint8)) == 1.0
+
+
+def test_psnr_and_head_mask_arithmetic():
+    assert psnr_from_mse(0.0) == math.inf
+    assert psnr_from_mse(4.0) == pytest.approx(10 * math.log10(255 ** 2 / 4))
+    face = Face(box=np.array([40.0, 40.0, 80.0, 90.0]), score=1.0)
+    mask = head_mask((200, 200), [face])
+    assert mask[65, 60] and not mask[5, 5] and not mask[195, 195]
+    assert format_time(75.5) == "1:15.500"
+
+
+# ---------------------------------------------------------------- photos
+
+
+def test_identical_copy_leaks_every_face(tmp_path, astronaut, auditor):
+    a = save(tmp_path / "a.png", astronaut)
+    b = save(tmp_path / "b.png", astronaut)
+    r = audit(a, b, auditor=auditor)
+    assert r.faces and r.leaked
+    names = [x.name for x in auditor.panel]
+    for f in r.faces:
+        assert set(f.matched) == set(names) and f.state == "unchanged" and f.leaked
+    assert r.to_dict()["fidelity"]["outside_faces"]["psnr_db"] == "inf"
+    assert r.verdict().startswith("LEAK: in 1 of 1 photos")
+
+
+@pytest.mark.parametrize("cover", [flat_filled, pixelated])
+def test_covered_face_leaks_nothing_and_background_is_untouched(tmp_path, astronaut, astronaut_face, auditor, cover):
+    a = save(tmp_path / "a.png", astronaut)
+    b = save(tmp_path / "b.png", cover(astronaut, astronaut_face))
+    r = audit(a, b, auditor=auditor, thumbnails=False)
+    main = max(r.faces, key=lambda f: f.size)
+    assert not main.leaked and main.state == "covered"
+    assert not r.leaked, [(f.box, f.matched) for f in r.faces]
+    out = r.to_dict()["fidelity"]["outside_faces"]
+    assert out["psnr_db"] == "inf" and out["pixels_changed"] == 0 and out["pixels_compared"] > 0
+
+
+def test_the_controls_never_discount_a_bare_face(tmp_path, astronaut, hopper, auditor):
+    """Two people in one frame (each the other's impostor), and a ~17 px face: left bare, all leak."""
+    canvas = np.full((360, 520, 3), 128, np.uint8)
+    canvas[:256, :256] = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    h = cv2.resize(hopper, (200, 256), interpolation=cv2.INTER_AREA)
+    canvas[:256, 300:500] = h
+    tiny = cv2.resize(astronaut, None, fx=0.16, fy=0.16, interpolation=cv2.INTER_AREA)
+    canvas[260 : 260 + tiny.shape[0], 30 : 30 + tiny.shape[1]] = tiny
+    r = audit(save(tmp_path / "a.png", canvas), save(tmp_path / "b.png", canvas), auditor=auditor, fidelity=False)
+    sizes = sorted(int(f.size) for f in r.faces)
+    assert len(r.faces) >= 3 and sizes[0] < 24, sizes
+    assert all(f.leaked and not f.discounted for f in r.faces), [(f.size, f.discounted) for f in r.faces]
+    d = r.to_dict()["leaks"]
+    assert d["faces"] == len(r.faces) and d["weak_faces"] == 0
+
+
+def test_psnr_outside_faces_is_exact_for_a_known_change(tmp_path, astronaut, astronaut_face, auditor):
+    protected = flat_filled(astronaut, astronaut_face)
+    protected[480:500, 10:30] = np.clip(protected[480:500, 10:30].astype(int) + 20, 0, 255)  # far from the face
+    sse = int(((protected[480:500, 10:30].astype(int) - astronaut[480:500, 10:30]) ** 2).sum())
+    r = audit(save(tmp_path / "a.png", astronaut), save(tmp_path / "b.png", protected), auditor=auditor,
+              thumbnails=False, fidelity=False)
+    out = r.outside
+    assert out["sum_squared_error"] == sse and out["pixels_changed"] == 400
+    expected = 10 * math.log10(255 ** 2 * 3 * out["pixels_compared"] / sse)
+    assert out["psnr_db"] == pytest.approx(expected, abs=1e-3)
+
+    # no face at all: every pixel is compared, so the figure is known in advance
+    y, x = np.mgrid[0:120, 0:160]
+    plain = np.stack([x, y, np.full_like(x, 90)], -1).astype(np.uint8)
+    changed = plain.copy()
+    changed[:10, :10] += 20
+    r = audit(save(tmp_path / "p.png", plain), save(tmp_path / "q.png", changed), auditor=auditor)
+    assert not r.faces and not r.leaked and "nothing to test" in r.verdict()
+    assert r.outside["psnr_db"] == pytest.approx(10 * math.log10(255 ** 2 / (10 * 10 * 3 * 400 / (120 * 160 * 3))),
+                                                 abs=1e-3)
+
+
+def test_folders_are_paired_by_name(tmp_path, astronaut, astronaut_face, auditor):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    dst.mkdir()
+    save(src / "bare.png", astronaut)
+    save(dst / "bare.png", astronaut)
+    save(src / "done.png", astronaut)
+    save(dst / "done.png", flat_filled(astronaut, astronaut_face))
+    save(src / "lost.png", astronaut)  # no protected copy: reported, not audited
+    r = audit(src, dst, auditor=auditor, fidelity=False)
+    assert r.media == "photos" and r.items_checked == 2
+    assert [e["file"] for e in r.leak_events()] == ["bare.png"]
+    assert any("lost.png" in w for w in r.warnings)
+
+
+def test_gallery_attack_on_a_tiny_gallery(tmp_path, astronaut, astronaut_face, hopper, auditor):
+    gallery = tmp_path / "gallery"
+    (gallery / "astronaut").mkdir(parents=True)
+    (gallery / "hopper").mkdir()
+    small = cv2.resize(astronaut, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
+    save(gallery / "astronaut" / "small.png", small)
+    turn = cv2.getRotationMatrix2D((256, 256), 6, 1.0)
+    save(gallery / "astronaut" / "turned.png", cv2.warpAffine(astronaut, turn, (512, 512), borderMode=cv2.BORDER_REFLECT))
+    save(gallery / "hopper" / "1.png", hopper)
+    save(gallery / "hopper" / "2.png", cv2.resize(hopper, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA))
+    a = save(tmp_path / "a.png", astronaut)
+    gallery = load_gallery(gallery, auditor.photo_detector, auditor.panel)  # embedded once for both audits
+
+    bare = audit(a, save(tmp_path / "b.png", astronaut), auditor=auditor, gallery=gallery, fidelity=False)
+    g = bare.gallery
+    assert g["people"] == 2 and g["faces_embedded"] == 4 and g["rank1_meaningful"]
+    for name, s in g["by_recognizer"].items():
+        assert s["original_identified"] >= 1, name
+        assert s["verification_rate"] == 1.0 and s["rank1_rate"] == 1.0, (name, s)
+
+    covered = audit(a, save(tmp_path / "c.png", flat_filled(astronaut, astronaut_face)), auditor=auditor,
+                    gallery=gallery, fidelity=False)
+    for name, s in covered.gallery["by_recognizer"].items():
+        assert s["original_identified"] >= 1 and s["protected_verified"] == 0, (name, s)
+
+
+def test_swapped_face_does_not_leak_but_links_to_its_donor(tmp_path, astronaut, astronaut_face, hopper, auditor):
+    from faceskin.detect import FaceDetector
+
+    donor_face = max(FaceDetector(rotations=(0,)).detect(hopper), key=lambda f: f.size)
+    skinned = face_swapped(astronaut, astronaut_face, hopper, donor_face)
+    a = save(tmp_path / "a.png", astronaut)
+    b = save(tmp_path / "b.png", skinned)
+    same_skin = save(tmp_path / "hopper.png", hopper)  # another "output" wearing the same face
+    r = audit(a, b, auditor=auditor, link_with=same_skin)
+    main = max(r.faces, key=lambda f: f.size)
+    assert main.state == "skinned" and not main.matched, main
+    assert r.linkability["linkable"] and r.linkability["pairs"]
+    assert r.fidelity["detection_rate_skinned"] == 1.0
+    assert r.fidelity["head_pose_error_deg"]["yaw"] < 15
+
+    other = audit(a, b, auditor=auditor, link_with=save(tmp_path / "astro.png", astronaut), fidelity=False)
+    assert not other.linkability["linkable"]  # the skin is not the person it hides
+
+
+# ---------------------------------------------------------------- video
+
+
+def moving_frames(astronaut: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(frames, face boxes) of the astronaut's head sliding right over a textured background."""
+    crop = cv2.resize(astronaut[CROP], None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_AREA)
+    y, x = np.mgrid[0:H, 0:W]
+    background = np.stack([(x * 0.5 + 40) % 256, (y * 0.7 + 60) % 256, 90 + 30 * np.sin(x / 9.0)], -1)
+    frames, boxes = [], []
+    for i in range(N):
+        img = background.astype(np.uint8).copy()
+        x0 = LEFT + STEP * i
+        img[TOP : TOP + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+        frames.append(img)
+        boxes.append(np.array([(178 - 130) * SCALE + x0, (57 - 20) * SCALE + TOP,
+                               (273 - 130) * SCALE + x0, (177 - 20) * SCALE + TOP]))
+    return frames, boxes
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, astronaut) -> dict[str, Path]:
+    """The clip, a broken "protected" copy bare in frames 3-7 only, and an identical re-encode."""
+    folder = tmp_path_factory.mktemp("audit-clips")
+    frames, boxes = moving_frames(astronaut)
+    rng = np.random.default_rng(0)
+    broken = []
+    for i, (img, box) in enumerate(zip(frames, boxes)):
+        out = img.copy()
+        if i not in BARE:
+            cover_face(out, Face(box=box, score=1.0), rng, margin=0.1)
+        broken.append(out)
+    pts = [40 * i for i in range(N)]
+    return {
+        "original": make_clip(folder / "clip.mp4", frames=frames, pts=pts, audio=False),
+        "broken": make_clip(folder / "broken.mp4", frames=broken, pts=pts, audio=False),
+        "same": make_clip(folder / "same.mp4", frames=frames, pts=pts, audio=False),
+        "short": make_clip(folder / "short.mp4", frames=frames[:-2], pts=pts[:-2], audio=False),
+    }
+
+
+@pytest.fixture(scope="module")
+def broken_result(clips, auditor):
+    return audit(clips["original"], clips["broken"], auditor=auditor)
+
+
+def test_video_bare_for_frames_3_to_7_reports_exactly_those(broken_result):
+    r = broken_result
+    assert r.media == "video" and r.items_checked == N and r.leaked
+    assert r.leaked_items == list(BARE)
+    events = r.leak_events()
+    assert [e["time"] for e in events] == [pytest.approx(0.04 * i) for i in BARE]
+    assert len({f.track for f in r.faces}) == 1  # one person, linked across frames
+    runs = r.leak_runs()
+    assert len(runs) == 1 and (runs[0]["first_frame"], runs[0]["last_frame"], runs[0]["frames"]) == (3, 7, 5)
+    assert runs[0]["start"] == "0:00.120" and runs[0]["end"] == "0:00.280"
+    states = {f.item: f.state for f in r.faces}
+    assert all(states[i] == "unchanged" for i in BARE) and all(states[i] == "covered" for i in states if i not in BARE)
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["leaks"]["frames"] == len(BARE) and d["tracks"][0]["leaked_faces"] == len(BARE)
+    assert d["faces"]["fallback_share"] == pytest.approx((N - len(BARE)) / N)
+    assert len([t for t in r.thumbnails if t.why == "leak"]) == len(BARE)
+
+
+def test_video_frame_step_samples_frames_and_says_so(clips, auditor):
+    r = audit(clips["original"], clips["same"], auditor=auditor, frame_step=3, fidelity=False, thumbnails=False)
+    assert r.items_checked == len(range(0, N, 3)) and r.leaked_items == list(range(0, N, 3))
+    assert "every 3rd frame checked" in r.verdict()
+
+
+def test_mismatched_inputs_are_user_errors(tmp_path, clips, astronaut, auditor):
+    with pytest.raises(InputError, match="frames"):
+        audit(clips["original"], clips["short"], auditor=auditor)
+    photo = save(tmp_path / "a.png", astronaut)
+    with pytest.raises(InputError, match="same kind"):
+        audit(photo, clips["original"], auditor=auditor)
+    with pytest.raises(InputError, match="same size"):
+        audit(photo, save(tmp_path / "small.png", astronaut[:200]), auditor=auditor)
+    with pytest.raises(InputError, match="no such file"):
+        audit(tmp_path / "missing.png", photo, auditor=auditor)
+    with pytest.raises(FaceskinError, match="frame step"):
+        audit(clips["original"], clips["same"], auditor=auditor, frame_step=0)
+
+
+def test_cli_exit_codes_and_reports(tmp_path, astronaut, astronaut_face, auditor, capsys):
+    a = save(tmp_path / "a.png", astronaut)
+    bare = save(tmp_path / "bare.png", astronaut)
+    done = save(tmp_path / "done.png", flat_filled(astronaut, astronaut_face))
+    html, js = tmp_path / "r.html", tmp_path / "r.json"
+    assert run_audit_cli(a, bare, html, js, None, True, auditor=auditor) == 1
+    err = capsys.readouterr().err
+    assert "LEAK" in err  # a leak is printed even with quiet
+    d = json.loads(js.read_text())
+    assert d["verdict"]["leaked"] is True and d["report"] == "audit" and html.read_text().startswith("<!DOCTYPE html>")
+    assert run_audit_cli(a, done, None, None, None, False, auditor=auditor) == 0
+    assert "No leak found" in capsys.readouterr().out
+    assert run_audit_cli(tmp_path / "nope.png", done, None, None, None, False, auditor=auditor) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "nope.png" in err and "\n" not in err
+    assert run_audit_cli(a, done, tmp_path / "no" / "r.html", None, None, True, auditor=auditor) == 2
+    assert not list(tmp_path.glob(".*faceskin-tmp"))
+
+
+# ---------------------------------------------------------------- the HTML page
+
+
+def test_html_is_self_contained(tmp_path, broken_result):
+    from faceskin.audit_report import write_html
+
+    page = tmp_path / "report.html"
+    write_html(broken_result, page)
+    text = page.read_text()
+    assert broken_result.verdict()[:40] in text
+    assert not re.search(r"""(?:src|href)\s*=\s*(?!["']?(?:data:|#))""", text), "page loads something from elsewhere"
+    assert "url(" not in text and "<script" not in text and "@import" not in text
+    assert text.count("data:image/png;base64,") == 2  # similarity over time + histograms
+    assert "hair, ears, body, clothing" in text
+
+
+def _chromium() -> str | None:
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome")
+                 if shutil.which(n)), None)
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_html_renders_offline_in_headless_chromium(tmp_path, broken_result):
+    from faceskin.audit_report import write_html
+
+    page = tmp_path / "report.html"
+    write_html(broken_result, page)
+    shot = tmp_path / "shot.png"
+    # a dead proxy: any attempt to reach the network fails, so what renders came from the file alone
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9",
+           "--no-first-run", "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1100,3200",
+           page.as_uri()]
+    subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    assert shot.exists(), "Chromium wrote no screenshot"
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    banner = img[:40]
+    red = (np.abs(banner - [0xB7, 0x1C, 0x1C]).sum(-1) < 30).mean()
+    assert red > 0.5, "the verdict banner is not shown on top"
+    white_text = (banner.min(-1) > 230).mean()
+    assert white_text > 0.002, "the verdict banner has no text"
+    # matplotlib's dashed threshold lines and the red "still recognised" points of the plot
+    leak_points = (np.abs(img[40:] - [0xC6, 0x28, 0x28]).sum(-1) < 30).sum()
+    track_line = (np.abs(img[40:] - [0x1F, 0x77, 0xB4]).sum(-1) < 30).sum()  # C0, track 1
+    assert leak_points > 50 and track_line > 50, (leak_points, track_line)
