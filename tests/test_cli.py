@@ -131,3 +131,17 @@ def test_skins_list_and_keys_init_twice(tmp_path):
     assert code == 0
     code, text = run("keys", "init", "--dir", tmp_path / "k")
     assert code == 0 and "already exist" in text
+
+
+def test_audit_passes_a_protected_photo_and_fails_an_unprotected_copy(env, tmp_path, astronaut):
+    src = tmp_path / "a.jpg"
+    Image.fromarray(astronaut).save(src, quality=95)
+    out = tmp_path / "a.out.jpg"
+    assert run("protect", src, "-o", out, "--seed", 2)[0] == 0
+    code, text = run("audit", src, out, "--html", tmp_path / "r.html", "--json", tmp_path / "r.json")
+    assert code == 0, text
+    assert "No leak" in text and (tmp_path / "r.html").stat().st_size > 1000
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(src.read_bytes())
+    code, text = run("audit", src, copy, "--html", tmp_path / "r2.html")
+    assert code == 1, text
