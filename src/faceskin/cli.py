@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from faceskin.errors import FaceskinError, InputError
+from faceskin.faces import FaceOutcome
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=(
     "Put privacy-preserving synthetic face skins on every person in photos and videos. "
@@ -104,7 +105,8 @@ def _video_output(src: Path, output: Optional[Path]) -> Path:
 
 
 def _protect_video(src: Path, output: Optional[Path], *, skin, donor, seed, keep_metadata: bool, audio: bool,
-                   crf: float, preset: str, margin: float, report: Optional[Path], quiet: bool) -> None:
+                   crf: float, preset: str, margin: float, report: Optional[Path], quiet: bool,
+                   finisher=None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
     from rich.text import Text
 
@@ -114,6 +116,8 @@ def _protect_video(src: Path, output: Optional[Path], *, skin, donor, seed, keep
     if preset not in X264_PRESETS:
         raise InputError(f"--preset {preset!r}: use one of {', '.join(X264_PRESETS)}")
     dst = _video_output(src, output)
+    if finisher is not None:
+        finisher.check_output(dst)
     open_video(src)  # a bad input fails here, in a second, before the models load
     protector = for_video(_make_protector(skin, donor, seed))
 
@@ -131,8 +135,15 @@ def _protect_video(src: Path, output: Optional[Path], *, skin, donor, seed, keep
             bar.update(task, completed=done, total=total)
 
         try:
-            r = protect_video(src, dst, protector=protector, options=VideoOptions(margin=margin), audio=audio,
+            staged = finisher.staging_path(dst) if finisher is not None else dst
+            r = protect_video(src, staged, protector=protector, options=VideoOptions(margin=margin), audio=audio,
                               crf=crf, preset=preset, keep_metadata=keep_metadata, progress=progress)
+            if finisher is not None:
+                # one outcome per track: the label counts people, not face-frames
+                outcomes = [FaceOutcome(box=[], score=1.0, method="skin" if t.skin_id else "fallback",
+                                        skin_id=t.skin_id, track_id=t.track_id) for t in r.tracks]
+                # frames are not yet passed through finisher.mark (watermark/badge): do not claim them
+                finisher.finish(staged, dst, outcomes, watermarked=False)
         except BaseException:
             bar.update(task, visible=False)  # the error line alone, not a half-full bar above it
             raise
@@ -200,8 +211,10 @@ def protect(
             if src.suffix.lower() in VIDEO_SUFFIXES and src.is_file():
                 if len(inputs) != 1:
                     raise InputError(f"{src}: videos are protected one per command; give it on its own")
+                finisher = _make_finisher(no_label, sign_cert, sign_key, badge, watermark_frame)
                 _protect_video(src, output, skin=skin, donor=donor, seed=seed, keep_metadata=keep_metadata,
-                               audio=not no_audio, crf=crf, preset=preset, margin=margin, report=report, quiet=quiet)
+                               audio=not no_audio, crf=crf, preset=preset, margin=margin, report=report, quiet=quiet,
+                               finisher=finisher)
                 return
         if len(inputs) == 1 and inputs[0].is_file():
             jobs.append((inputs[0], output or default_output(inputs[0])))

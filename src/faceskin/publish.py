@@ -75,19 +75,24 @@ class Finisher:
             return final
         return final.with_name(f".{final.stem}.unlabelled{final.suffix}")
 
-    def finish(self, staged: Path, final: Path, outcomes) -> None:
-        """Label ``staged`` into ``final`` atomically and remove ``staged``."""
+    def finish(self, staged: Path, final: Path, outcomes, watermarked: bool = True) -> None:
+        """Label ``staged`` into ``final`` atomically and remove ``staged``.
+
+        ``watermarked`` says whether ``mark`` was applied to the pixels: the
+        manifest must not claim a watermark that is not there.
+        """
         if self.labeller is None:
             return
         from faceskin.label import Alteration
 
         o = self.options
+        marked = o.watermark and watermarked
         try:
             alteration = Alteration.from_outcomes(
                 outcomes,
-                watermark_run_id=self.run_id if o.watermark else None,
-                watermark_scope=("frame" if o.watermark_frame else "faces") if o.watermark else None,
-                badge=o.badge,
+                watermark_run_id=self.run_id if marked else None,
+                watermark_scope=("frame" if o.watermark_frame else "faces") if marked else None,
+                badge=o.badge and watermarked,
             )
             self.labeller.label_file(staged, alteration, final)
         finally:
