@@ -337,7 +337,7 @@ def runner() -> CliRunner:
 def test_cli_protects_a_video_with_report(runner, tmp_path, moving_frames):
     src = make_clip(tmp_path / "talk.mov", frames=moving_frames[:6], pts=[40 * i for i in range(6)])
     report = tmp_path / "r.json"
-    result = runner.invoke(app, ["protect", str(src), "--json-report", str(report), "--preset", "ultrafast",
+    result = runner.invoke(app, ["protect", str(src), "--no-label", "--json-report", str(report), "--preset", "ultrafast",
                                  "--crf", "23", "--no-audio", "--seed", "1"])
     assert result.exit_code == 0, result.output
     dst = tmp_path / "talk.skinned.mov"
@@ -350,7 +350,7 @@ def test_cli_protects_a_video_with_report(runner, tmp_path, moving_frames):
 
 def test_cli_quiet_prints_nothing(runner, tmp_path, moving_frames):
     src = make_clip(tmp_path / "q.mp4", frames=moving_frames[:3], pts=[0, 40, 80], audio=False)
-    result = runner.invoke(app, ["protect", str(src), "-o", str(tmp_path / "q.out.mkv"), "--quiet"])
+    result = runner.invoke(app, ["protect", str(src), "-o", str(tmp_path / "q.out.mkv"), "--quiet", "--no-label"])
     assert result.exit_code == 0 and result.output == ""
     assert (tmp_path / "q.out.mkv").exists()
 
@@ -371,7 +371,7 @@ def test_cli_bad_input_is_one_line_exit_2_and_nothing_written(runner, tmp_path, 
         target = out_dir / ("out.webm" if case == "bad_suffix" else "out.mp4")
         args = ["--preset", "warp-speed"] if case == "bad_preset" else []
     before = sorted(p.name for p in bad_dir.iterdir())
-    result = runner.invoke(app, ["protect", str(bad), "-o", str(target), *args])
+    result = runner.invoke(app, ["protect", str(bad), "-o", str(target), "--no-label", *args])
     assert result.exit_code == 2, (case, result.output, result.exception)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
@@ -383,7 +383,7 @@ def test_cli_bad_input_is_one_line_exit_2_and_nothing_written(runner, tmp_path, 
 def test_cli_several_videos_at_once_is_a_clear_error(runner, tmp_path):
     a = make_clip(tmp_path / "a.mp4", n=2, audio=False)
     b = make_clip(tmp_path / "b.mp4", n=2, audio=False)
-    result = runner.invoke(app, ["protect", str(a), str(b)])
+    result = runner.invoke(app, ["protect", str(a), str(b), "--no-label"])
     assert result.exit_code == 2 and "one per command" in result.stderr
 
 

@@ -21,7 +21,7 @@ from faceskin.faces import FaceOutcome
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=(
     "Put privacy-preserving synthetic face skins on every person in photos and videos. "
     "Outputs are altered media: say so when you publish them."))
-skins_app = typer.Typer(no_args_is_help=True, help="List, preview and add skins (consented ones need a record).")
+skins_app = typer.Typer(no_args_is_help=True, help="List the built-in skins.")
 app.add_typer(skins_app, name="skins")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -253,154 +253,11 @@ def protect(
 
 @skins_app.command("list")
 def skins_list() -> None:
-    """List the default skins (tone, traits), the older built-in skins and your consented skins."""
-    from faceskin.consent import ConsentStore
-    from faceskin.library import builtin_skins, default_skins
+    """List the built-in skins with their skin tone."""
+    from faceskin.library import builtin_skins
 
-    try:
-        skins = default_skins()
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    out.print(f"default skins ({len(skins)}, synthetic identities that belong to nobody):")
-    out.print("id\ttone group\tL a b\twidth\tbeard shadow\tfine detail\tseed")
-    for s in skins:
-        a = s.attributes
-        out.print(f"{s.skin_id}\t{s.tone_group}\t{s.tone[0]:.0f} {s.tone[1]:.0f} {s.tone[2]:.0f}\t"
-                  f"{a.get('width_ratio', float('nan')):.2f}\t{a.get('beard_shadow', float('nan')):.1f}\t"
-                  f"{a.get('fine_detail', float('nan')):.1f}\t{s.seed}")
-    out.print("\nbuilt-in donor skins (cleaned textures of synthetic SFHQ faces):")
-    for d in builtin_skins():
-        out.print(f"{d.skin_id}\tL={d.tone[0]:.0f} a={d.tone[1]:.0f} b={d.tone[2]:.0f}\t{d.source}")
-    store = ConsentStore()
-    records = store.records()
-    out.print(f"\nconsented skins in {store.folder}: {len(records) or 'none'}")
-    for r in records:
-        state = "EXPIRED" if r.expired() else "valid"
-        out.print(f"{r.skin_id}\t{state} until {r.expires}\twho: {r.who}\tscope: {r.scope}")
-
-
-def _save_picture(path: Path, rgb) -> None:
-    """Write a picture faceskin made (preview, contact sheet) atomically, in the format of its suffix."""
-    from faceskin.imagefile import LoadedImage, output_format, write_image
-
-    fmt = output_format(path)
-    like = LoadedImage(path=Path(os.devnull), rgb=rgb, alpha=None, format=fmt, source_mode="RGB", grayscale=False,
-                       bit_depth=8, icc_profile=None)
-    write_image(path, rgb, like, quality=95)
-
-
-@skins_app.command("show")
-def skins_show(
-    skin_id: str = typer.Argument(..., help="Skin id (see `faceskin skins list`)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Preview image to write (.png, .jpg, .webp)."),
-    size: int = typer.Option(512, "--size", min=64, max=2048, help="Preview side in pixels."),
-) -> None:
-    """Write a frontal preview of one skin: its texture on its own face shape."""
-    from faceskin.library import find_skin
-    from faceskin.skinmodel import portrait
-
-    try:
-        donor = find_skin(skin_id)
-        img, _ = portrait(donor.texture, donor.landmarks, size)
-        _save_picture(output, img)
-    except KeyError:
-        fail(f"unknown skin id {skin_id!r} (see `faceskin skins list`)")
-    except FaceskinError as exc:
-        fail(str(exc))
-    out.print(f"{skin_id} -> {output}")
-
-
-@skins_app.command("sheet")
-def skins_sheet(
-    output: Path = typer.Option(..., "-o", "--output", help="Contact sheet to write (.png, .jpg, .webp)."),
-    count: int = typer.Option(24, "--count", min=1, max=500, help="How many default skins, spread over skin tones."),
-    columns: int = typer.Option(6, "--columns", min=1, max=50),
-    size: int = typer.Option(192, "--size", min=64, max=1024, help="Side of each portrait in pixels."),
-    ids: Optional[str] = typer.Option(None, "--ids", help="Comma-separated skin ids instead of --count."),
-    labels: bool = typer.Option(True, "--labels/--no-labels", help="Print each skin's id under it."),
-) -> None:
-    """Write a contact sheet of default skins (evenly spread over the set, which is ordered by tone)."""
-    import numpy as np
-
-    from faceskin.library import default_skins, find_skin
-
-    try:
-        if ids:
-            chosen = [s.strip() for s in ids.split(",") if s.strip()]
-            donors = [find_skin(i) for i in chosen]
-        else:
-            skins = default_skins()
-            picks = np.unique(np.linspace(0, len(skins) - 1, min(count, len(skins))).round().astype(int))
-            chosen = [skins[i].skin_id for i in picks]
-            donors = [skins[i].donor() for i in picks]
-        _save_picture(output, _contact_sheet(donors, chosen, columns, size, labels))
-    except KeyError as exc:
-        fail(f"unknown skin id {exc.args[0]!r} (see `faceskin skins list`)")
-    except (FaceskinError, FileNotFoundError) as exc:
-        fail(str(exc))
-    out.print(f"{len(donors)} skins -> {output}")
-
-
-def _contact_sheet(donors, names: list[str], columns: int, size: int, labels: bool):
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    from faceskin.skinmodel import PORTRAIT_BACKGROUND, portrait
-
-    label_h = max(12, size // 12) if labels else 0
-    rows = -(-len(donors) // columns)
-    sheet = Image.new("RGB", (columns * size, rows * (size + label_h)), PORTRAIT_BACKGROUND)
-    draw = ImageDraw.Draw(sheet)
-    for i, (d, name) in enumerate(zip(donors, names)):
-        x, y = (i % columns) * size, (i // columns) * (size + label_h)
-        sheet.paste(Image.fromarray(portrait(d.texture, d.landmarks, size)[0]), (x, y))
-        if labels:
-            draw.text((x + 4, y + size), name, fill=(235, 235, 235))
-    return np.asarray(sheet)
-
-
-@skins_app.command("add")
-def skins_add(
-    photo: Path = typer.Argument(..., help="Photo of the consenting person: exactly one face, facing the camera."),
-    consent: str = typer.Option(..., "--consent", help="The person's consent, in their words (kept verbatim)."),
-    who: str = typer.Option(..., "--who", help="Who consented (as they want to be named in the record)."),
-    scope: str = typer.Option("use as a face skin by faceskin to protect other people in photos and videos",
-                              "--scope", help="What the skin may be used for."),
-    expires: Optional[str] = typer.Option(None, "--expires", help="Last day of use, YYYY-MM-DD (default: one year)."),
-    granted: Optional[str] = typer.Option(None, "--granted", help="Day consent was given, YYYY-MM-DD (default: today)."),
-) -> None:
-    """Add a consented skin made from a photo; prints the new skin's id (use it with --skin)."""
-    import datetime as dt
-
-    from faceskin.consent import ConsentStore, parse_date, skin_from_photo
-    from faceskin.detect import FaceDetector
-    from faceskin.imagefile import read_image
-    from faceskin.landmarks import Landmarker
-
-    try:
-        day = parse_date(granted, "--granted") if granted else dt.date.today()
-        until = parse_date(expires, "--expires") if expires else day + dt.timedelta(days=365)
-        loaded = read_image(photo)
-        donor = skin_from_photo(loaded.rgb, FaceDetector(), Landmarker(), name=str(photo))
-        store = ConsentStore()
-        skin, record = store.add(donor, photo.read_bytes(), who=who, statement=consent, scope=scope,
-                                 expires=until, granted=day)
-    except FaceskinError as exc:
-        fail(str(exc))
-    out.print(f"added consented skin {skin.skin_id} (who: {record.who}; valid until {record.expires}) "
-              f"to {store.folder}; use it with: faceskin protect --skin {skin.skin_id} ...")
-
-
-@skins_app.command("remove")
-def skins_remove(skin_id: str = typer.Argument(..., help="Consented skin id (c-...).")) -> None:
-    """Withdraw a consented skin: deletes the skin and its consent record."""
-    from faceskin.consent import ConsentStore
-
-    try:
-        ConsentStore().remove(skin_id)
-    except FaceskinError as exc:
-        fail(str(exc))
-    out.print(f"removed consented skin {skin_id}")
+    for s in builtin_skins():
+        out.print(f"{s.skin_id}\tL={s.tone[0]:.0f} a={s.tone[1]:.0f} b={s.tone[2]:.0f}\t{s.source}")
 
 
 @app.command()
