@@ -262,6 +262,62 @@ def gallery_check(work: Path, auditor: Auditor, limit: int) -> None:
               f"({100 * (s['rank1_rate'] or 0):.1f} %) | {100 * all_rate:.1f} % |")
     print(f"\nleak scan on the same pairs: {len(r.leaked_items)} of {r.items_checked} photos leaked")
 
+    # the same protected photos through bench/privacy_photos.py's own method, for comparison
+    bench = privacy_photos_method(people, prot, auditor)
+    print("\nSame protected photos, measured the way bench/privacy_photos.py does (attacker = RetinaFace, largest "
+          "face; re-ID = any of the person's other photos matches; rank-1 over all people):\n")
+    print("| recognizer | re-ID | rank-1 | n |")
+    print("|---|---:|---:|---:|")
+    for name, (reid, rank1, n) in bench.items():
+        print(f"| {name} | {100 * reid / n:.1f} % | {100 * rank1 / n:.1f} % | {n} |")
+
+
+def privacy_photos_method(people: list[Path], prot: Path, auditor: Auditor) -> dict[str, tuple[int, int, int]]:
+    """re-ID and rank-1 exactly as bench/privacy_photos.py computes them, on already protected photos."""
+    from PIL import Image
+
+    attacker = FaceDetector(rotations=(0,), use_centerface=False)
+
+    def largest(img):
+        faces = attacker.detect(img)
+        return max(faces, key=lambda f: f.size) if faces else None
+
+    gallery: dict[str, dict[str, list[np.ndarray]]] = {r.name: {} for r in auditor.panel}
+    probes = {}
+    for person in people:
+        photos = sorted(person.glob("*.jpg"))
+        first = next((p for p in photos if p.stem == "1"), photos[0])
+        original = np.asarray(Image.open(first).convert("RGB"))
+        face = largest(original)
+        if face is None:
+            continue
+        probes[person.name] = (np.asarray(Image.open(prot / f"{person.name}.png").convert("RGB")), face)
+        for p in photos:
+            if p == first:
+                continue
+            g = np.asarray(Image.open(p).convert("RGB"))
+            gf = largest(g)
+            if gf is not None:
+                for r in auditor.panel:
+                    gallery[r.name].setdefault(person.name, []).append(r.embed(g, gf))
+    out = {}
+    for r in auditor.panel:
+        reid = rank1 = 0
+        for name, (img, face) in probes.items():
+            match = [f for f in attacker.detect(img) if box_iou(f.box, face.box)[0, 0] > 0.3]
+            probe = max(match, key=lambda f: f.score) if match else face
+            e = r.embed(img, probe)
+            sims = {}
+            for other, gs in gallery[r.name].items():
+                vals = [r.similarity(e, g) for g in gs]
+                sims[other] = max(vals) if r.higher_is_similar else min(vals)
+            reid += any(r.is_match(e, g) for g in gallery[r.name].get(name, []))
+            if sims:
+                best = max(sims, key=sims.get) if r.higher_is_similar else min(sims, key=sims.get)
+                rank1 += best == name
+        out[r.name] = (reid, rank1, len(probes))
+    return out
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -30,10 +30,11 @@ A match is evidence only where the recognizer could tell people apart, so
 by default three controls decide which matches are counted (``strict=True``
 counts every match, the literal rule above):
 
-* *no closer than a mosaic*: the original face is at least as close to a
-  plain 5-block mosaic of itself as to the protected face, so the protection
-  is no more recognisable than the mosaic every fall-back cover is (at small
-  sizes recognizers match such mosaics: they see colour and layout there);
+* *no closer than a cover*: the original face is at least as close to an
+  identity-free cover of itself (a plain 5-block mosaic, or the face filled
+  with its mean colour) as to the protected face, so the protection is no
+  more recognisable than a cover (at small sizes recognizers match such
+  covers: they see colour and layout there);
 * *closer to another person*: the protected face is at least as close to the
   original of someone else seen in the same frame as to its own original, so
   the recognizer cannot single this person out under these conditions;
@@ -320,7 +321,7 @@ class FaceCheck:
     state: str  # "unchanged", "covered" or "skinned"
     similarity: dict[str, float]  # recognizer -> similarity (or distance) original vs protected
     matched: tuple[str, ...]  # recognizers that still match
-    discounted: dict[str, str] = field(default_factory=dict)  # of ``matched``: name -> "mosaic" / "other person"
+    discounted: dict[str, str] = field(default_factory=dict)  # of ``matched``: name -> "cover" / "other person"
     confirmed: bool = True  # False: a large face only one detector reports
     leaked: bool = False  # the match that counts (see the module docstring)
 
@@ -531,7 +532,7 @@ class AuditResult:
         events = self.leak_events()
         by_rec = {n: sum(f.leaked and n in f.counted for f in self.faces) for n in names}
         discounted = {why: {n: sum(f.discounted.get(n) == why for f in self.faces) for n in names}
-                      for why in ("mosaic", "other person")}
+                      for why in ("cover", "other person")}
         bare_unresolved = [f for f in self.faces if f.state == "unchanged" and not f.leaked]
         states = self.state_counts()
         n = len(self.faces)
@@ -778,6 +779,16 @@ def mosaic(image: np.ndarray, box, blocks: int = MOSAIC_BLOCKS) -> np.ndarray:
     bw, bh = max(1, round((x1 - x0) / block)), max(1, round((y1 - y0) / block))
     small = cv2.resize(out[y0:y1, x0:x1], (bw, bh), interpolation=cv2.INTER_AREA)
     out[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+    return out
+
+
+def flat_fill(image: np.ndarray, box) -> np.ndarray:
+    """A copy of ``image`` with the face box (grown by a quarter) filled with its mean colour."""
+    h, w = image.shape[:2]
+    out = image.copy()
+    x0, y0, x1, y1 = _grow(box, 0.25, w, h)
+    if x1 > x0 and y1 > y0:
+        out[y0:y1, x0:x1] = out[y0:y1, x0:x1].reshape(-1, 3).mean(0).round().astype(np.uint8)
     return out
 
 
@@ -1048,11 +1059,11 @@ class _Scan:
         original) is never discounted. "other person": the protected face is
         at least as close to the original of someone seen in the same frame
         (so not this person, and under the same camera, light and size) as
-        to its own. "mosaic": the original face is at least as close to a
-        plain 5-block mosaic of itself as to the protected face: the
-        protection is no more recognisable than the mosaic every fall-back
-        cover is, and at that size or blur the recognizer sees colour and
-        layout, not identity.
+        to its own. "cover": the original face is at least as close to an
+        identity-free cover of itself (a plain 5-block mosaic, or the face
+        box filled with its mean colour) as to the protected face: the
+        protection is no more recognisable than a cover, and at that size or
+        blur the recognizer sees colour and layout, not identity.
         """
         out: dict[str, str] = {}
         by_name = {rec.name: rec for rec in self.a.panel}
@@ -1068,12 +1079,13 @@ class _Scan:
         rest = [m for m in matched if m not in out
                 and closeness(by_name[m], by_name[m].similarity(*pairs[m])) < 1 - 1e-6]
         if rest:
-            control = mosaic(orig, face.box)
+            controls = [mosaic(orig, face.box), flat_fill(orig, face.box)]
             for rec in self.a.panel:
                 if rec.name in rest:
                     ea, eb = pairs[rec.name]
-                    if closeness(rec, rec.similarity(ea, rec.embed(control, face))) >= closeness(rec, rec.similarity(ea, eb)):
-                        out[rec.name] = "mosaic"
+                    own = closeness(rec, rec.similarity(ea, eb))
+                    if any(closeness(rec, rec.similarity(ea, rec.embed(c, face))) >= own for c in controls):
+                        out[rec.name] = "cover"
         return out
 
     def _fit(self, image: np.ndarray, face: Face) -> Face | None:

@@ -207,8 +207,8 @@ def render_html(result: AuditResult) -> str:
          f"{faces['skinned']} skinned, {faces['covered']} covered (fall-back), {faces['unchanged']} unchanged"),
         (f"leaked {unit}s", f"<span class='{'bad' if result.leaked else 'good'}'>{leaks[unit + 's']}</span>"),
         ("matches not counted", (f"{leaks['weak_faces']} faces, where the protected face was no closer to the "
-                                 "original than a plain mosaic of it, or closer to another person in the same frame, "
-                                 "or the detection was unconfirmed: ")
+                                 "original than an identity-free cover of it (mosaic, flat fill), or closer to another "
+                                 "person in the same frame, or the detection was unconfirmed: ")
          + ("; ".join(f"{_esc(why)}: " + ", ".join(f"{_esc(k)} {v}" for k, v in per.items() if v)
                       for why, per in leaks["matches_discounted"].items() if any(per.values())) or "none")
          + (f"; unconfirmed detections: {leaks['matched_unconfirmed_faces']}" if leaks["matched_unconfirmed_faces"]
@@ -394,8 +394,9 @@ def render_html(result: AuditResult) -> str:
         f"Faces were found in the original by {', '.join(result.detectors)}, and each was compared with the same "
         "place in the protected file (re-detected there when a face is still found, so a skin that moved a few pixels "
         "is compared where it is). Every recognizer embeds both faces; a face leaks when a recognizer's similarity "
-        "passes its threshold, unless (reported, not counted) the original is at least as close to a plain 5-block "
-        "mosaic of itself as to the protected face (no more recognisable than a fall-back cover), or the protected "
+        "passes its threshold, unless (reported, not counted) the original is at least as close to an identity-free "
+        "cover of itself (a plain 5-block mosaic, or the face filled with its mean colour) as to the protected face "
+        "(no more recognisable than a cover), or the protected "
         "face is at least as close to another person seen in the same frame, or only one detector reports the "
         "face (unless it is under 40 px with a score of 0.8 or more: distant faces often are found by one detector "
         "only). Faces are linked across frames into tracks by box overlap. Skinned / covered / unchanged are read "
