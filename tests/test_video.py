@@ -149,7 +149,7 @@ def test_detection_gap_is_covered_not_leaked(tmp_path, clip, video_protector, mo
 
     monkeypatch.setattr(video_protector.detector, "detect", blind_for_a_while)
     out = tmp_path / "gap.mp4"
-    report = protect_video(clip, out, protector=video_protector, seed=0)
+    report = protect_video(clip, out, protector=video_protector, seed=0, options=VideoOptions(blend_frames=3))
     monkeypatch.undo()
     assert len(report.tracks) == 1 and report.face_frames["predicted"] == 4
     assert report.tracks[0].reasons["missed by the detector (predicted region)"] == 4

@@ -18,13 +18,16 @@ possible without ever showing a face:
   fit. A new track also covers its first box in the ``backfill_frames``
   frames *before* its first detection, which are still in the buffer: a face
   is usually there, undetected, a frame or two before the detector fires.
-* **No popping, never bare.** A switch between skin and cover is a cross-fade
-  over ``blend_frames`` frames, and it always happens on the *skinned* side:
-  the cover fades in over the frames *before* the skin fails (known thanks to
-  the look-ahead) and fades out over the frames after it works again. A blend
-  mixes a skinned face with a pixelated one; the original face is never in it.
-  Full covers are painted last, so a neighbour's skin or blend never paints
-  over one.
+* **Never bare, optionally no popping.** With ``blend_frames`` > 0 a switch
+  between skin and cover is a cross-fade that always happens on the *skinned*
+  side: the cover fades in over the frames *before* the skin fails (known
+  thanks to the look-ahead) and fades out over the frames after it works
+  again, so the original face is never in a blend. It is off by default:
+  ``bench/video_leaks.py`` found the only recognisable GRID frames (3 of ~50
+  blend frames, none of the skinned or covered ones) in blends, where the
+  pixelation washes out the donor's texture but not the person's own eyes and
+  mouth that the skin keeps. Full covers are painted last, so a neighbour's
+  skin or blend never paints over one.
 
 Skin policy: a track gets its skin at its first frame with landmarks, by
 measured skin tone (``SkinLibrary.choose``), never a skin held by another
@@ -84,7 +87,7 @@ class VideoOptions:
     """Knobs of the video pipeline; defaults suit 25-60 fps footage."""
 
     margin: float = 0.1  # grows every pixelation cover, fraction of the head size
-    blend_frames: int = 3  # cross-fade length between skin and cover
+    blend_frames: int = 0  # cross-fade length between skin and cover (0: switch; see the module docstring)
     edge_frames: int = 1  # covered frames at each end of a run of detections
     backfill_frames: int = 3  # frames before a new track's first detection that get its cover
     confident_score: float = 0.6  # a track seen once below this score is covered only backfill_frames after
