@@ -50,6 +50,8 @@ def make_clip(
     frames = frames if frames is not None else [_background(i) for i in range(len(pts))]
     h, w = frames[0].shape[:2]
     options = {"movflags": "+faststart"} if faststart else {}
+    if path.suffix in (".mp4", ".mov"):
+        options["movie_timescale"] = str(time_base.denominator)  # pts exactly as given, also a late start
     with av.open(str(path), "w", options=options) as c:
         for key, value in (metadata or {}).items():
             c.metadata[key] = value
@@ -104,6 +106,19 @@ def test_round_trip_keeps_every_frame_and_timestamp(tmp_path):
     # CRF 18 on a smooth gradient: close to the input, not bit-exact (lossy H.264).
     err = np.mean([np.abs(x.rgb.astype(int) - y.rgb.astype(int)).mean() for x, y in zip(a, b)])
     assert err < 2.0
+
+
+def test_clip_starting_late_keeps_its_timestamps(tmp_path):
+    # NTSC phone clips often start at one frame (1001/30000 s); the mp4 muxer's own
+    # timescale rounded that edit list and shifted every frame by a few ticks
+    tb = Fraction(1, 30000)
+    pts = [1001 * (i + 1) for i in range(12)]
+    src = make_clip(tmp_path / "late.mp4", pts=pts, time_base=tb)
+    transcode(src, tmp_path / "out.mp4")
+    times_in = [f.pts * f.time_base for f in read_frames(src)]
+    times_out = [f.pts * f.time_base for f in read_frames(tmp_path / "out.mp4")]
+    assert times_out == times_in
+    assert times_in[0] > 0
 
 
 def test_variable_frame_rate_timestamps_survive(tmp_path):

@@ -468,6 +468,9 @@ class VideoWriter:
         options = {"fflags": "+bitexact"}  # no "encoder: Lavf..." tag
         if self._format in ("mp4", "mov"):
             options["movflags"] = "+faststart"  # index first: plays while downloading
+            # the input's own clock: with the muxer's default timescale the edit list of a clip
+            # whose first frame is not at 0 rounds, and every timestamp shifts a few ticks
+            options["movie_timescale"] = str(self.time_base.denominator)
         self._container = av.open(str(self._tmp), "w", format=self._format, options=options)
         if self.keep_metadata:
             for key, value in self.metadata.items():
