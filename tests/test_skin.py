@@ -58,3 +58,19 @@ def test_geometry_moves_features_toward_the_donor_but_keeps_outline(astronaut_fa
     shift = np.linalg.norm(moved[:468, :2] - L[:468, :2], axis=1)
     assert shift.max() > 0.01 * face_scale(L)
     assert shift.max() < 0.25 * face_scale(L)
+
+
+def test_geometry_keeps_the_persons_expression(astronaut_face):
+    # a smile is a wider mouth, speech an open jaw, a blink a flat eye: identity
+    # geometry may move and (eyes) scale features, never reshape them
+    L = astronaut_face.landmarks
+    fs = face_scale(L)
+    width = lambda P: np.linalg.norm(P[61, :2] - P[291, :2])  # noqa: E731
+    gap = lambda P: np.linalg.norm(P[14, :2] - P[13, :2])  # noqa: E731
+    aspect = lambda P, a, b, c, d: np.linalg.norm(P[a, :2] - P[b, :2]) / np.linalg.norm(P[c, :2] - P[d, :2])  # noqa: E731
+    for donor in builtin_skins()[:6]:
+        moved = morph_toward(L, donor.landmarks, 1.6, 1.5)  # the STRONGER geometry
+        assert abs(width(moved) - width(L)) < 0.02 * width(L) + 0.5
+        assert abs(gap(moved) - gap(L)) < 0.1 * gap(L) + 0.005 * fs
+        for upper, lower, c0, c1 in ((159, 145, 33, 133), (386, 374, 362, 263)):
+            assert abs(aspect(moved, upper, lower, c0, c1) - aspect(L, upper, lower, c0, c1)) < 0.02

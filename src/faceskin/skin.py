@@ -76,26 +76,66 @@ def _region_similarity(points: np.ndarray, target: np.ndarray, idx: list[int], a
     points[idx, :2] = cp + amount * (cq - cp) + (p - cp) * scale
 
 
+# Each expressive feature: its points, the points whose position says where the feature
+# sits (landmarks an expression hardly moves), and whether its size may change.
+# Eye corners stay put in a blink and their distance is the eye's width; brows ride
+# with their eye (a raised brow is expression); the mouth is placed by the middle of
+# its upper lip (attached to the skull, unlike the corners a smile pulls or the lower
+# lip the jaw drops) and never scaled, because a smile is mostly a wider mouth.
 _FEATURES = (
-    regions.RIGHT_EYE + regions.RIGHT_IRIS,
-    regions.LEFT_EYE + regions.LEFT_IRIS,
-    regions.RIGHT_BROW,
-    regions.LEFT_BROW,
-    sorted(set(regions.LIPS_OUTER + regions.LIPS_INNER)),
+    (regions.RIGHT_EYE + regions.RIGHT_IRIS, [33, 133], True),
+    (regions.LEFT_EYE + regions.LEFT_IRIS, [362, 263], True),
+    (regions.RIGHT_BROW, [33, 133], True),
+    (regions.LEFT_BROW, [362, 263], True),
+    (sorted(set(regions.LIPS_OUTER + regions.LIPS_INNER)), [0, 37, 267], False),
 )
+_UPPER_LIP, _LOWER_LIP = 13, 14  # inner lip midpoints: their gap is how far the jaw is open
+_MOUTH_LINE = [61, 291, 13]  # below this line the jaw moves when the mouth opens
+_CHIN = 152
+
+
+def _jaw_weight(points: np.ndarray, down: np.ndarray) -> np.ndarray:
+    """0 above the mouth, rising to 1 at the chin: how much a vertex moves with the jaw."""
+    y = points[:, :2] @ down
+    top, chin = y[_MOUTH_LINE].mean(), y[_CHIN]
+    return np.clip((y - top) / max(chin - top, 1e-6), 0.0, 1.0) ** 0.8
+
+
+def with_jaw_of(donor: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The donor's landmarks with its jaw opened or closed as far as the target's.
+
+    Identity geometry moves the target toward the donor; if the donor's mouth
+    is closed and the target's open, "toward the donor" would also close the
+    target's jaw and take its speech away. Opening the donor's jaw first keeps
+    the jaw the target's expression.
+    """
+    def frame(L):
+        top, chin = L[10, :2], L[_CHIN, :2]
+        down = (chin - top) / max(np.linalg.norm(chin - top), 1e-6)
+        return down, float(np.linalg.norm(chin - top))
+
+    down_t, fs_t = frame(target)
+    down_d, fs_d = frame(donor)
+    gap = lambda L, d: float((L[_LOWER_LIP, :2] - L[_UPPER_LIP, :2]) @ d)  # noqa: E731
+    delta = gap(target, down_t) / fs_t * fs_d - gap(donor, down_d)
+    out = donor.copy()
+    out[:, :2] += _jaw_weight(donor, down_d)[:, None] * delta * down_d
+    return out
 
 
 def morph_toward(target: np.ndarray, donor: np.ndarray, amount: float, outline: float = 0.0) -> np.ndarray:
     """Target landmarks with identity-bearing geometry moved toward the donor's.
 
-    Eyes, brows and mouth, and the skin around them, only move and scale as a
-    whole (toward the donor's position and size): their *shape* is the
-    person's expression (a smile, a frown, a blink) and must stay the
-    person's, or the donor's expression would be pasted on. The rest of the
-    mesh (nose, cheeks, forehead) takes the donor's shape vertex by vertex.
-    ``outline`` (times ``amount``) lets the face outline follow too; the head
-    around it is then warped to match.
+    Eyes, brows and mouth, and the skin around them, only move (and eyes
+    scale) as a whole, placed by landmarks an expression hardly moves: their
+    *shape* is the person's expression (a smile, a frown, a blink) and must
+    stay the person's, or the donor's expression would be pasted on. The
+    donor's jaw is first opened as far as the person's (:func:`with_jaw_of`).
+    The rest of the mesh (nose, cheeks, forehead, chin) takes the donor's
+    shape vertex by vertex. ``outline`` (times ``amount``) lets the face
+    outline follow too; the head around it is then warped to match.
     """
+    donor = with_jaw_of(donor, target)
     s, r, t = similarity_3d(donor[_ANCHORS], target[_ANCHORS])
     aligned = (s * (r @ donor.T)).T + t
     fs = face_scale(target)
@@ -103,16 +143,19 @@ def morph_toward(target: np.ndarray, donor: np.ndarray, amount: float, outline: 
     per_vertex = amount * (aligned[:, :2] - pts)
     blended = np.zeros_like(per_vertex)
     weight = np.zeros(len(pts))
-    for idx in _FEATURES:
-        p, q = pts[idx], aligned[idx, :2]
-        cp, cq = p.mean(0), q.mean(0)
-        sp = np.sqrt(((p - cp) ** 2).sum(1).mean())
-        sq = np.sqrt(((q - cq) ** 2).sum(1).mean())
-        scale = 1.0 + amount * (sq / max(sp, 1e-6) - 1.0)
+    for idx, anchor, scales in _FEATURES:
+        p = pts[idx]
+        cp, cq = pts[anchor].mean(0), aligned[anchor, :2].mean(0)
+        scale = 1.0
+        if scales:
+            wp = np.linalg.norm(pts[anchor[0]] - pts[anchor[1]])
+            wq = np.linalg.norm(aligned[anchor[0], :2] - aligned[anchor[1], :2])
+            scale = 1.0 + amount * (wq / max(wp, 1e-6) - 1.0)
         moved = cp + amount * (cq - cp) + (pts - cp) * scale
-        r0 = np.linalg.norm(p - cp, axis=1).max() * 1.1
+        centre = p.mean(0)
+        r0 = np.linalg.norm(p - centre, axis=1).max() * 1.1
         r1 = r0 + 0.1 * fs
-        w = np.clip((r1 - np.linalg.norm(pts - cp, axis=1)) / (r1 - r0), 0.0, 1.0)
+        w = np.clip((r1 - np.linalg.norm(pts - centre, axis=1)) / (r1 - r0), 0.0, 1.0)
         w[idx] = 1.0
         blended += w[:, None] * (moved - pts)
         weight += w
@@ -125,29 +168,31 @@ def morph_toward(target: np.ndarray, donor: np.ndarray, amount: float, outline: 
     return _smooth_offsets(target, out)
 
 
-def _mesh_neighbours() -> list[np.ndarray]:
+def _mesh_neighbours() -> np.ndarray:
+    """Row-normalised adjacency of the mesh vertices: ``A @ x`` is each vertex's neighbour mean."""
     tris = canonical_mesh().triangles
-    nb: list[set] = [set() for _ in range(468)]
-    for a, b, c in tris:
-        nb[a] |= {b, c}
-        nb[b] |= {a, c}
-        nb[c] |= {a, b}
-    return [np.array(sorted(n)) for n in nb]
+    a = np.zeros((468, 468))
+    for u, v in ((0, 1), (1, 2), (2, 0)):
+        a[tris[:, u], tris[:, v]] = 1.0
+        a[tris[:, v], tris[:, u]] = 1.0
+    return a / np.maximum(a.sum(1, keepdims=True), 1.0)
 
 
-_NEIGHBOURS: list[np.ndarray] | None = None
+_NEIGHBOURS = None
 
 
 def _smooth_offsets(target: np.ndarray, moved: np.ndarray, iterations: int = 4) -> np.ndarray:
-    """Laplacian smoothing of the displacement field, outline pinned: no fold-overs."""
+    """Laplacian smoothing of the displacement field, outline and features pinned: no fold-overs."""
     global _NEIGHBOURS
     if _NEIGHBOURS is None:
         _NEIGHBOURS = _mesh_neighbours()
     off = moved[:468, :2] - target[:468, :2]
     pinned = np.zeros(468, bool)
     pinned[regions.FACE_OVAL] = True
+    for idx, _, _ in _FEATURES:  # their motion is already smooth (a similarity); smoothing would reshape them
+        pinned[[i for i in idx if i < 468]] = True
     for _ in range(iterations):
-        avg = np.array([off[n].mean(0) for n in _NEIGHBOURS])
+        avg = _NEIGHBOURS @ off
         off = np.where(pinned[:, None], off, 0.5 * off + 0.5 * avg)
     out = moved.copy()
     out[:468, :2] = target[:468, :2] + off
