@@ -39,11 +39,23 @@ def from_lab(lab: np.ndarray) -> np.ndarray:
     return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def masked_blur(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
-    """Normalised convolution: a Gaussian blur that only averages pixels where ``mask`` > 0."""
+def masked_blur(img: np.ndarray, mask: np.ndarray, sigma: float, coarse: bool = False) -> np.ndarray:
+    """Normalised convolution: a Gaussian blur that only averages pixels where ``mask`` > 0.
+
+    ``coarse``: for a wide blur, work at a lower resolution (what is left after a
+    blur of ``sigma`` has no detail a grid of sigma/3 cannot hold): several times
+    faster, for the per-frame shading of a skin.
+    """
     m = mask.astype(np.float32)
     if m.max() > 1:
         m /= 255.0
+    f = int(sigma // 3)
+    h, w = m.shape[:2]
+    if coarse and f >= 2 and min(h, w) >= 4 * f:
+        size = (max(1, round(w / f)), max(1, round(h / f)))
+        small = masked_blur(cv2.resize(img, size, interpolation=cv2.INTER_AREA),
+                            cv2.resize(m, size, interpolation=cv2.INTER_AREA), sigma / f)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     k = int(2 * round(3 * sigma) + 1)
     num = cv2.GaussianBlur(img * (m[..., None] if img.ndim == 3 else m), (k, k), sigma, borderType=cv2.BORDER_REPLICATE)
     den = cv2.GaussianBlur(m, (k, k), sigma, borderType=cv2.BORDER_REPLICATE)

@@ -202,6 +202,11 @@ def _smooth_offsets(target: np.ndarray, moved: np.ndarray, iterations: int = 4) 
     return out
 
 
+def _sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """All squared distances between rows of ``a`` and ``b``, as one matrix product."""
+    return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T, 0.0)
+
+
 def _tps_kernel(r2: np.ndarray) -> np.ndarray:
     return np.where(r2 > 0, 0.5 * r2 * np.log(np.maximum(r2, 1e-12)), 0.0)
 
@@ -230,18 +235,18 @@ def head_warp(roi, at: np.ndarray, disp: np.ndarray, image_size, scale: float) -
     c = np.vstack(ctrl) / scale
     v = np.vstack(vals)
     n = len(c)
-    k = _tps_kernel(((c[:, None] - c[None]) ** 2).sum(-1)) + np.eye(n) * 1e-3
+    k = _tps_kernel(_sq_distances(c, c)) + np.eye(n) * 1e-3
     p = np.hstack([np.ones((n, 1)), c])
     a = np.zeros((n + 3, n + 3))
     a[:n, :n], a[:n, n:], a[n:, :n] = k, p, p.T
     rhs = np.zeros((n + 3, 2))
     rhs[:n] = v
-    coef = np.linalg.lstsq(a, rhs, rcond=None)[0]
+    coef = np.linalg.solve(a, rhs)  # square and regularised (the 1e-3 ridge): no need for an SVD
     step = max(4.0, scale / 32)
     gw, gh = int(np.ceil((x1 - x0) / step)) + 1, int(np.ceil((y1 - y0) / step)) + 1
     gx, gy = np.meshgrid(np.linspace(x0, x1 - 1, gw), np.linspace(y0, y1 - 1, gh))
     g = np.stack([gx.ravel(), gy.ravel()], 1) / scale
-    kg = _tps_kernel(((g[:, None] - c[None]) ** 2).sum(-1))
+    kg = _tps_kernel(_sq_distances(g, c))
     d = kg @ coef[:n] + np.hstack([np.ones((len(g), 1)), g]) @ coef[n:]
     dx = cv2.resize(d[:, 0].reshape(gh, gw).astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     dy = cv2.resize(d[:, 1].reshape(gh, gw).astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
@@ -314,7 +319,7 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
         skin &= np.abs(lab[..., 0] - med[0]) < max(18.0, 3.5 * mad[0])
     if skin.sum() < 20:
         skin = inside
-    low = masked_blur(lab, skin.astype(np.float32), max(1.0, st.shading_sigma * fs))
+    low = masked_blur(lab, skin.astype(np.float32), max(1.0, st.shading_sigma * fs), coarse=True)
     out_lab = low + st.detail_gain * detail
     skin_rgb = from_lab(out_lab)
 
