@@ -30,6 +30,8 @@ def _session(model_file: str, threads: int = 0) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = threads  # 0 = onnxruntime's default (all cores)
+    # idle workers must not spin: the pipeline's other threads need those cores
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(models.path(model_file)), opts, providers=["CPUExecutionProvider"])
 
 

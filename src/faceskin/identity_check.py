@@ -30,6 +30,8 @@ class IdentityCheck:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         opts.intra_op_num_threads = threads
+        # idle workers must not spin: the pipeline's other threads need those cores
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._sess = ort.InferenceSession(str(models.path("sface_int8_pruned.onnx")), opts,
                                           providers=["CPUExecutionProvider"])
 
