@@ -16,6 +16,18 @@ Videos: the first frames of shared clips are marked in every detected face,
 encoded with H.264 CRF 28 (PyAV, libx264, yuv420p) and decoded per frame and
 pooled over all frames, as ``faceskin verify`` does.
 
+Protected videos (``--protected-videos N``, default 1): clips go through
+faceskin's own video pipeline (``protect_video`` with ``Finisher.mark`` as
+the frame hook, exactly what ``faceskin protect`` does; default CRF 18
+output), and the mark is read back from the output's frames, then again after
+an H.264 CRF 28 re-encode of the output. Clips: the tests' generated one (the
+astronaut's head sliding over a background, 240x160, 20 frames) and the first
+N GRID talking heads (360x288, 75 frames). Reported: per-frame bit accuracy
+(frames with a protected face only), frames that decode alone, the verdict of
+``faceskin verify``'s video decoder (:func:`faceskin.verify.decode_video`),
+the PSNR of the embedding over the marked regions and the whole frame, and
+the hook's cost per frame. ``--skip-photos`` runs only this part.
+
 ``--false-positives`` decodes unmarked photos and video frames (and their
 JPEG q75 versions) and counts any "present": the rate must be ~0.
 
@@ -23,7 +35,8 @@ JPEG q75 versions) and counts any "present": the rate must be ~0.
 48 bits, whole frame) when that package is installed; only its pure-numpy
 module is loaded, so torch is not needed.
 
-    python bench/watermark_robustness.py [--limit N] [--videos N] [--frames N]
+    python bench/watermark_robustness.py [--limit N] [--videos N] [--frames N] [--protected-videos N]
+    python bench/watermark_robustness.py --skip-photos --protected-videos 1
     python bench/watermark_robustness.py --false-positives [--limit N]
 
 Photos here are originals, not skinned outputs: the mark sits on whatever is
@@ -193,6 +206,9 @@ def baseline_accuracy(embedder_cls, rgb: np.ndarray, attack) -> tuple[float, flo
 
 # --------------------------------------------------------------------------- runs
 def robustness(args) -> None:
+    if args.skip_photos:
+        protected_videos(args)
+        return
     detector = FaceDetector()
     items = photos(args.limit)
     rows: dict[tuple[str, str], list] = {}
@@ -244,6 +260,7 @@ def robustness(args) -> None:
             print(f"| {attack} | {accs.mean():.3f} | {accs.min():.3f} | {np.mean([v[1] for v in vals]):.1f} |")
     if args.videos:
         videos(args, detector)
+    protected_videos(args)
 
 
 def videos(args, detector: FaceDetector) -> None:
@@ -270,6 +287,140 @@ def videos(args, detector: FaceDetector) -> None:
         h, w = frames[0].shape[:2]
         print(f"| {clip.stem} | {w}x{h} | {np.median(sizes) if sizes else 0:.0f} | "
               f"{np.mean(per_frame):.0%} | {'yes' if pooled else 'no'} | {np.mean(accs):.3f} |")
+
+
+def generated_clip(path: Path, frames: int = 20) -> Path:
+    """The tests' clip (tests/test_video.py): the astronaut's head sliding right over a texture."""
+    from skimage import data as skdata
+
+    w, h, scale, step = 240, 160, 0.6, 3
+    crop = cv2.resize(skdata.astronaut()[20:220, 130:320], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    y, x = np.mgrid[0:h, 0:w]
+    background = np.stack([(x * 0.5 + 40) % 256, (y * 0.7 + 60) % 256, 90 + 30 * np.sin(x / 9.0)], -1).astype(np.uint8)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": "18"}
+        for i in range(frames):
+            img = background.copy()
+            img[20 : 20 + crop.shape[0], 10 + step * i : 10 + step * i + crop.shape[1]] = crop
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+class RecordingHook:
+    """``Finisher.mark`` as the video frame hook, recording what the mark costs in PSNR and time."""
+
+    def __init__(self, finisher) -> None:
+        self.finisher = finisher
+        self.face_frames: list[bool] = []
+        self.sq_region = self.n_region = self.sq_frame = self.n_frame = 0.0
+        self.seconds = 0.0
+
+    def __call__(self, rgb: np.ndarray, boxes) -> np.ndarray:
+        boxes = list(boxes)
+        t0 = time.perf_counter()
+        out = self.finisher.mark(rgb, boxes)
+        self.seconds += time.perf_counter() - t0
+        self.face_frames.append(bool(boxes))
+        sq = (out.astype(np.float64) - rgb.astype(np.float64)) ** 2
+        mask = box_pixels(rgb.shape, [wm.mark_region(b, rgb.shape) for b in boxes])
+        self.sq_region += float(sq[mask].sum())
+        self.n_region += float(mask.sum()) * 3
+        self.sq_frame += float(sq.sum())
+        self.n_frame += float(sq.size)
+        return out
+
+    @staticmethod
+    def _psnr(sq: float, n: float) -> float:
+        return float("inf") if sq == 0 else 10 * np.log10(255.0**2 / (sq / n))
+
+    @property
+    def psnr_region(self) -> float:
+        return self._psnr(self.sq_region, self.n_region)
+
+    @property
+    def psnr_frame(self) -> float:
+        return self._psnr(self.sq_frame, self.n_frame)
+
+
+def mark_cost_640x480(repeats: int = 50) -> float:
+    """Milliseconds per ``Finisher.mark`` (watermark, no badge) on a 640x480 frame with one face."""
+    from skimage import data as skdata
+
+    from faceskin.publish import Finisher, LabelOptions
+
+    frame = cv2.resize(skdata.astronaut(), (640, 480), interpolation=cv2.INTER_AREA)
+    box = (230.0, 40.0, 370.0, 200.0)  # the astronaut's face box (x 180-270, y 57-177 of 512) scaled, grown
+    finisher = Finisher(LabelOptions(label=False))
+    finisher.mark(frame, [box])
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        finisher.mark(frame, [box])
+    return (time.perf_counter() - t0) / repeats * 1000
+
+
+def protected_videos(args) -> None:
+    """Watermark read back from faceskin-protected videos, before and after an H.264 CRF 28 re-encode."""
+    import tempfile
+
+    from faceskin.publish import Finisher, LabelOptions
+    from faceskin.verify import decode_video
+    from faceskin.video import protect_video
+    from faceskin.videofile import open_video
+
+    if args.protected_videos <= 0:
+        return
+    work = Path(tempfile.mkdtemp(prefix="wm-bench-"))
+    clips = [("generated astronaut (tests)", generated_clip(work / "generated.mp4"))]
+    grid = sorted((DATA / "videos").glob("grid_talking_head_*.mp4"))
+    clips += [(c.stem, c) for c in grid[: args.protected_videos]]
+    if not grid:
+        print("\n(no shared GRID clips: only the generated clip)")
+    rows = []
+    for name, clip in clips:
+        finisher = Finisher(LabelOptions(label=False))
+        finisher.run_id = RUN_ID
+        hook = RecordingHook(finisher)
+        out = work / f"{clip.stem}.protected.mp4"
+        t0 = time.perf_counter()
+        report = protect_video(clip, out, seed=0, audio=False, frame_hook=hook)
+        seconds = time.perf_counter() - t0
+        frames = [f.rgb for f in open_video(out)]
+        reencoded = h264_frames(frames, crf=28)
+        reencoded_path = work / f"{clip.stem}.crf28.mp4"
+        with av.open(str(reencoded_path), "w") as c:  # written as a file so verify's decoder reads it
+            stream = c.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = reencoded[0].shape[1], reencoded[0].shape[0], "yuv420p"
+            stream.options = {"crf": "0", "preset": "ultrafast"}  # lossless: the CRF 28 damage, nothing more
+            for f in reencoded:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                    c.mux(packet)
+            for packet in stream.encode():
+                c.mux(packet)
+        face = [i for i, has in enumerate(hook.face_frames) if has]
+        h, w = frames[0].shape[:2]
+        for attack, images, path in (("none (faceskin output, CRF 18)", frames, out),
+                                     ("H.264 CRF 28 re-encode", reencoded, reencoded_path)):
+            accs = [raw_bit_accuracy(images[i], wm.CELL, located=True) for i in face if i < len(images)]
+            alone = [detected(wm.decode(images[i])) for i in face if i < len(images)]
+            result, counts = decode_video(path)
+            rows.append((name, f"{w}x{h}", f"{len(face)}/{len(frames)}", attack,
+                         np.mean(accs) if accs else float("nan"), np.min(accs) if accs else float("nan"),
+                         np.mean(alone) if alone else 0.0, detected(result), counts,
+                         hook.psnr_region, hook.psnr_frame, hook.seconds / max(1, report.frames) * 1000, seconds))
+    print("\nProtected videos: faceskin's video pipeline with the watermark hook, read back blind\n")
+    print("| clip | size | face frames | attack | bit acc (mean) | bit acc (min) | frames detected alone | "
+          "verify decoder | PSNR marked regions (dB) | PSNR frame (dB) | hook ms/frame | protect s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (name, size, ff, attack, acc, acc_min, alone, ok, counts, pr, pf, ms, secs) in rows:
+        verdict = f"{'found' if ok else 'MISSED'} ({counts['marked']}/{counts['checked']} frames)"
+        print(f"| {name} | {size} | {ff} | {attack} | {acc:.3f} | {acc_min:.3f} | {alone:.0%} | {verdict} | "
+              f"{pr:.1f} | {pf:.1f} | {ms:.1f} | {secs:.1f} |")
+    print(f"\nFinisher.mark (watermark, one face, no badge) at 640x480: {mark_cost_640x480():.1f} ms/frame")
 
 
 def false_positives(args) -> None:
@@ -299,6 +450,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=40, help="shared photos to use (half real, half synthetic)")
     ap.add_argument("--videos", type=int, default=4, help="shared clips for the video table (0 = none)")
     ap.add_argument("--frames", type=int, default=24, help="frames per clip")
+    ap.add_argument("--protected-videos", type=int, default=1,
+                    help="GRID clips run through faceskin's video pipeline for the protected-video table (0 = none)")
+    ap.add_argument("--skip-photos", action="store_true", help="only the protected-video table")
     ap.add_argument("--baseline", action="store_true", help="also measure invisible-watermark DWT-DCT")
     ap.add_argument("--false-positives", action="store_true",
                     help="count false detections on every unmarked shared photo, its JPEG q75 copy and video frames")

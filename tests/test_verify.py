@@ -96,6 +96,9 @@ def test_other_tools_credentials_are_not_taken_for_faceskin(tmp_path, astronaut,
         builder.sign_file(src, out, signer)
     result = verify_file(out)
     assert result.verdict == OTHER_LABEL and "some editor" in result.message
+    from faceskin.imagefile import metadata_leaks
+
+    assert metadata_leaks(out) == ["other blocks: caBX"]  # only faceskin's own manifest is taken as clean
 
 
 def test_labelled_video_verifies_and_tampering_shows(tmp_path, astronaut, face_box, material):
@@ -125,3 +128,52 @@ def test_missing_file_and_folder_are_user_errors(tmp_path):
         verify_file(tmp_path / "nope.jpg")
     with pytest.raises(InputError, match="folder"):
         verify_file(tmp_path)
+
+
+def _write_clip(path: Path, frames: list[np.ndarray], crf: int = 23) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "ultrafast"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_video_watermark_is_found_where_the_faces_appear_late(tmp_path, astronaut, face_box):
+    """Faces only in the last fifth of a clip: the frames checked are spread over all of it."""
+    import cv2
+
+    small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    box = [v / 2 for v in face_box]
+    rng = np.random.default_rng(0)
+    plain = [np.clip(small.astype(int) + rng.integers(-3, 4, small.shape), 0, 255).astype(np.uint8) for _ in range(150)]
+    marked = plain[:120] + [wm.embed(f, RUN_ID, [box]) for f in plain[120:]]
+    result = verify_file(_write_clip(tmp_path / "late.mp4", marked))
+    assert result.verdict == WATERMARK_ONLY and result.watermark.run_id == RUN_ID
+    frames = result.watermark_frames
+    assert frames["marked"] >= 2 and frames["checked"] <= 48
+    assert f"{frames['marked']} of {frames['checked']} checked frames" in describe(result)[-1]
+    unmarked = verify_file(_write_clip(tmp_path / "plain.mp4", plain))
+    assert unmarked.verdict == NONE and not unmarked.watermark.present
+    assert unmarked.watermark_frames["checked"] == 38  # every ceil(150 / 48) = 4th frame, over the whole clip
+
+
+def test_finisher_claims_a_watermark_only_where_it_put_one(tmp_path, astronaut, face_box):
+    from faceskin.keys import CHAIN_FILE, KEY_FILE
+    from faceskin.label import read_manifest
+    from faceskin.publish import Finisher, LabelOptions
+
+    keys = make_signing_chain(tmp_path / "keys")
+    finisher = Finisher(LabelOptions(sign_cert=str(keys / CHAIN_FILE), sign_key=str(keys / KEY_FILE)))
+    for name, boxes in (("face.png", [face_box]), ("wall.png", [])):
+        staged, final = tmp_path / f"staged-{name}", tmp_path / name
+        Image.fromarray(finisher.mark(astronaut, boxes)).save(staged)
+        finisher.finish(staged, final, [])
+    claimed = (read_manifest(tmp_path / "face.png").alteration or {}).get("watermark")
+    assert claimed and claimed["run_id"] == f"{finisher.run_id:06x}"
+    assert "watermark" not in (read_manifest(tmp_path / "wall.png").alteration or {})
+    assert verify_file(tmp_path / "face.png").watermark_matches_manifest is True

@@ -403,3 +403,73 @@ def test_video_frames_are_upright_frames_of_a_fractional_time_base(tmp_path, mov
     out = tmp_path / "ntsc.out.mp4"
     VideoProtector(video_protector).run(src, out)
     assert [f.pts for f in open_video(out)] == pts
+
+
+# --- labelling: the per-frame hook (badge, watermark) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def watermarked(tmp_path_factory, clip, video_protector):
+    """The clip protected with ``Finisher.mark`` as the frame hook; the hook's calls recorded."""
+    from faceskin.publish import Finisher, LabelOptions
+
+    finisher = Finisher(LabelOptions(label=False))
+    calls: list[list[np.ndarray]] = []
+
+    def hook(rgb, boxes):
+        calls.append([np.asarray(b, float) for b in boxes])
+        return finisher.mark(rgb, boxes)
+
+    out = tmp_path_factory.mktemp("wm") / "moving.marked.mp4"
+    report = protect_video(clip, out, protector=video_protector, seed=0, frame_hook=hook)
+    return out, report, finisher.run_id, calls
+
+
+def _keep(image: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``image`` with everything outside ``region`` flattened to grey (the watermark grid stays aligned)."""
+    out = np.full_like(image, 128)
+    out[region] = image[region]
+    return out
+
+
+def test_frame_hook_gets_every_frame_with_the_protected_face_regions(watermarked):
+    _, report, _, calls = watermarked
+    assert len(calls) == N == report.frames and "frame_hook" in report.timings
+    for i, boxes in enumerate(calls):
+        ys, xs = face_box(i)
+        assert boxes, f"frame {i}: the covered or skinned face was not passed to the hook"
+        assert any(b[0] < xs.stop and b[2] > xs.start and b[1] < ys.stop and b[3] > ys.start for b in boxes), i
+
+
+def test_protected_frames_carry_the_run_id_in_the_face_region_only(watermarked, protected):
+    from faceskin import watermark as wm
+
+    out, _, run_id, calls = watermarked
+    frames = frames_of(out)
+    inside, outside = [], []
+    for frame, boxes in zip(frames, calls):
+        region = np.zeros(frame.shape[:2], bool)
+        for b in boxes:
+            x0, y0, x1, y1 = (int(round(v)) for v in wm.mark_region(b, frame.shape))
+            region[y0:y1, x0:x1] = True
+        inside.append(_keep(frame, region))
+        outside.append(_keep(frame, ~region))
+    alone = [wm.decode(f) for f in frames]
+    assert sum(r.present and r.run_id == run_id for r in alone) >= N // 3  # most small frames decode alone
+    pooled = wm.decode(inside)
+    assert pooled.present and pooled.run_id == run_id
+    assert not wm.decode(outside).present, "the mark must sit in the face regions, not over the frame"
+    assert not wm.decode(frames_of(protected[0])).present, "without the hook there is no mark"
+
+
+def test_finisher_marks_faceless_frames_with_the_badge_only(moving_frames):
+    from faceskin import watermark as wm
+    from faceskin.publish import Finisher, LabelOptions
+
+    empty = moving_frames[0].copy()
+    empty[:] = 90
+    badged = Finisher(LabelOptions(label=False, badge=True)).mark(empty, [])
+    assert np.abs(badged.astype(int) - empty).max() > 100  # white text on a dark plate
+    assert not wm.decode(badged).present
+    framed = Finisher(LabelOptions(label=False, watermark_frame=True))
+    assert wm.decode(framed.mark(empty, [])).run_id == framed.run_id

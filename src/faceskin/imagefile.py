@@ -671,6 +671,7 @@ _PNG_HARMLESS = frozenset(
     | {"acTL", "fcTL", "fdAT"}  # animation control; frames themselves are counted
 )
 _WEBP_HARMLESS = frozenset({"VP8 ", "VP8L", "VP8X", "ALPH", "ICCP", "ANIM", "ANMF"})
+_VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 # Blocks whose content the report already itemises (EXIF tags, XMP, comments, text keys).
 _ITEMISED_BLOCKS = frozenset(
     {"APP1 Exif", "APP1 XMP", "APP13 Photoshop", "COM", "eXIf", "tEXt", "zTXt", "iTXt", "EXIF", "XMP "}
@@ -692,7 +693,8 @@ def strip_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     in IFD0 and the Exif IFD), ``gps`` (GPS tag names), ``exif_thumbnail``,
     ``maker_note``, ``xmp``, ``iptc``, ``icc``, ``comments``, ``text`` (PNG text
     keys), ``tiff_tags`` (non-layout TIFF tag names), ``frames``,
-    ``trailing_bytes`` (data after the image's end, e.g. appended videos).
+    ``trailing_bytes`` (data after the image's end, e.g. appended videos),
+    ``c2pa`` (None, or whose C2PA manifest the file carries: "faceskin"/"other").
     """
     path = Path(path)
     try:
@@ -729,14 +731,44 @@ def strip_report(path: str | os.PathLike[str]) -> dict[str, Any]:
         _scan_tiff(path, report)
     else:
         raise InputError(f"cannot audit {path}: not a JPEG, PNG, WebP or TIFF file")
+    report["c2pa"] = _c2pa_origin(path) if any(_is_c2pa_block(b) for b in report["blocks"]) else None
     return report
+
+
+def _is_c2pa_block(block: str) -> bool:
+    """JPEG APP11 JUMBF ("JP" + box), PNG caBX and WebP C2PA chunks: where C2PA puts its manifest store."""
+    return block.startswith("APP11 JP") or block in ("caBX", "C2PA")
+
+
+def _c2pa_origin(path: Path) -> str:
+    """"faceskin" when the file's manifest is faceskin's own label, else "other".
+
+    faceskin's manifest says what was altered and by which tool, with no
+    thumbnail, ingredient or anything of the source (see :mod:`faceskin.label`),
+    so it is the label the output is meant to carry, not a leak. Any other
+    manifest (a camera's, an editor's, one that cannot be read) may describe
+    the source, the device or the author.
+    """
+    from faceskin.label import read_manifest
+
+    try:
+        m = read_manifest(path)
+    except Exception:  # noqa: BLE001 - an unreadable store is judged as foreign, never as clean
+        return "other"
+    return "faceskin" if m.by_faceskin and not m.has_ingredients and not m.has_thumbnail else "other"
 
 
 def metadata_leaks(report_or_path: dict[str, Any] | str | os.PathLike[str]) -> list[str]:
     """Human-readable list of everything identifying in a file; empty means clean.
 
-    The ICC profile is not listed (see the module docstring for why it is kept).
+    The ICC profile is not listed (see the module docstring for why it is kept),
+    nor faceskin's own C2PA label (see :func:`_c2pa_origin`). Video files
+    (by suffix) are audited by :func:`faceskin.videofile.video_metadata_leaks`.
     """
+    if not isinstance(report_or_path, dict) and Path(report_or_path).suffix.lower() in _VIDEO_SUFFIXES:
+        from faceskin.videofile import video_metadata_leaks
+
+        return video_metadata_leaks(report_or_path)
     r = report_or_path if isinstance(report_or_path, dict) else strip_report(report_or_path)
     leaks: list[str] = []
     if r["exif"]:
@@ -764,6 +796,8 @@ def metadata_leaks(report_or_path: dict[str, Any] | str | os.PathLike[str]) -> l
     if r["format"] != "TIFF":  # TIFF metadata lives in tags, itemised above
         harmless = {"JPEG": _JPEG_HARMLESS, "PNG": _PNG_HARMLESS, "WEBP": _WEBP_HARMLESS}[r["format"]]
         unknown = [b for b in r["blocks"] if b not in harmless and b not in _ITEMISED_BLOCKS]
+        if r.get("c2pa") == "faceskin":
+            unknown = [b for b in unknown if not _is_c2pa_block(b)]
         if unknown:
             leaks.append("other blocks: " + ", ".join(unknown))
     return leaks

@@ -37,6 +37,9 @@ class Finisher:
         self.run_id = new_run_id()
         self.labeller = None
         self._badges: dict[tuple[int, int], object] = {}
+        # Images or frames that got the invisible mark since the last ``finish``: an output with
+        # no face (and no whole-frame mark) carries none, so its manifest must not claim one.
+        self._marked = 0
         if self.options.label:
             from faceskin.keys import load_signing_material
             from faceskin.label import Labeller
@@ -51,7 +54,11 @@ class Finisher:
             raise InputError(f"{path}: this format cannot carry a C2PA label; use .jpg/.png/.webp/.mp4/.mov or --no-label")
 
     def mark(self, rgb: np.ndarray, boxes: Iterable[Sequence[float]]) -> np.ndarray:
-        """Badge and watermark one image or frame (returns a new array when anything is added)."""
+        """Badge and watermark one image or frame (returns a new array when anything is added).
+
+        Also the video pipeline's ``frame_hook``: called once per frame, from
+        one thread, with the boxes of every protected region of that frame.
+        """
         o = self.options
         if o.badge:
             from faceskin.badge import Badge
@@ -67,6 +74,7 @@ class Finisher:
             boxes = list(boxes)
             if boxes or o.watermark_frame:
                 rgb = embed(rgb, self.run_id, boxes, whole_frame=o.watermark_frame)
+                self._marked += 1
         return rgb
 
     def staging_path(self, final: Path) -> Path:
@@ -79,14 +87,16 @@ class Finisher:
         """Label ``staged`` into ``final`` atomically and remove ``staged``.
 
         ``watermarked`` says whether ``mark`` was applied to the pixels: the
-        manifest must not claim a watermark that is not there.
+        manifest must not claim a watermark that is not there (nor one on an
+        output where ``mark`` found no region to put it in).
         """
+        marked_any, self._marked = self._marked > 0, 0
         if self.labeller is None:
             return
         from faceskin.label import Alteration
 
         o = self.options
-        marked = o.watermark and watermarked
+        marked = o.watermark and watermarked and marked_any
         try:
             alteration = Alteration.from_outcomes(
                 outcomes,

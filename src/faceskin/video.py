@@ -80,6 +80,9 @@ WITHDRAWN = "skin did not hide identity (self-check)"
 DEFAULT_PRESET = "veryfast"  # x264 at "veryfast" is ~2x "medium" and the skins, not the encoder, set quality
 
 ProgressCallback = Callable[[int, "int | None"], None]
+#: Called on every finished frame just before it is encoded, with the boxes (x0, y0, x1, y1) of
+#: every protected face region in it; returns the frame to encode (e.g. ``Finisher.mark``).
+FrameHook = Callable[[np.ndarray, "list[np.ndarray]"], np.ndarray]
 
 
 @dataclass
@@ -428,11 +431,12 @@ class VideoProtector:
         if not candidates:
             return "no free skin in the library for another person"
         check = getattr(p, "check", None)
-        chosen = (candidates[0], p.options.skin)
+        first = p.options.first_settings(face)
+        chosen = (candidates[0], first)
         if check is not None:
             kp = keypoints_from_landmarks(face.landmarks)
             best = None
-            for skin, settings in [(c, p.options.skin) for c in candidates] + [(candidates[0], STRONGER)]:
+            for skin, settings in [(c, first) for c in candidates] + [(candidates[0], STRONGER)]:
                 trial = image.copy()
                 try:
                     moved = render_skin(trial, face, skin, settings)
@@ -697,6 +701,19 @@ class VideoProtector:
         self._spent("cover", time.perf_counter() - t0)
         return rec.image
 
+    @staticmethod
+    def _protected_boxes(rec: _Frame) -> list[np.ndarray]:
+        """Every region ``_finish`` protected in this frame: each track's entry (skinned, blended,
+        covered or predicted) and each extra (backfill, gap) cover.
+
+        Read from the entries rather than from the painted methods so that a
+        region counts whatever happened to it: the frame hook's watermark must
+        be wherever a face was altered, including under a cover.
+        """
+        boxes = [np.asarray(e.face.box, np.float64) for e in rec.entries.values()]
+        boxes += [np.asarray(face.box, np.float64) for _, face in rec.extra]
+        return boxes
+
     # ------------------------------------------------------------ the clip
 
     def run(
@@ -709,6 +726,7 @@ class VideoProtector:
         preset: str = DEFAULT_PRESET,
         keep_metadata: bool = False,
         progress: ProgressCallback | None = None,
+        frame_hook: FrameHook | None = None,
     ) -> VideoReport:
         in_path, out_path = Path(in_path), Path(out_path)
         _output_format(out_path)
@@ -722,6 +740,8 @@ class VideoProtector:
         self.timings = self.report.timings
         for k in ("decode", "detect", "track", "landmarks", "render", "cover", "encode"):
             self.timings[k] = 0.0
+        if frame_hook is not None:
+            self.timings["frame_hook"] = 0.0
         self.tracker = FaceTracker(
             max_missed=o.max_missed,
             reid=appearance_signature if o.reid else None,
@@ -765,6 +785,14 @@ class VideoProtector:
                 if rec is None:
                     return
                 image = self._finish(rec)
+                if frame_hook is not None:
+                    t0 = time.perf_counter()
+                    hooked = frame_hook(image, self._protected_boxes(rec))
+                    if hooked.shape != image.shape or hooked.dtype != np.uint8:
+                        raise ValueError(f"frame_hook returned {hooked.dtype} {hooked.shape}, "
+                                         f"expected uint8 {image.shape}")
+                    image = hooked
+                    self._spent("frame_hook", time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 writer.write(image, rec.pts)
                 self._spent("encode", time.perf_counter() - t0)
@@ -834,6 +862,7 @@ def protect_video(
     keep_metadata: bool = False,
     progress: ProgressCallback | None = None,
     margin: float | None = None,
+    frame_hook: FrameHook | None = None,
 ) -> VideoReport:
     """Put a skin on every person in a video file; the one-call API.
 
@@ -844,7 +873,11 @@ def protect_video(
     ``seed`` makes skin choice and cover noise reproducible. ``margin`` grows
     every pixelation cover (fraction of the head size). ``progress(done,
     total)`` is called after each encoded frame (``total`` may be None), from
-    the encoder thread. Raises :class:`~faceskin.errors.InputError` /
+    the encoder thread. ``frame_hook(rgb, boxes)`` gets every finished frame
+    and the boxes of all its protected face regions, on the encoder thread, and
+    returns the frame to encode: the labelling step (badge, watermark) sits
+    there so that it sees each region exactly where the pipeline altered it,
+    including covers added by the look-ahead. Raises :class:`~faceskin.errors.InputError` /
     :class:`~faceskin.errors.OutputError` for the user's mistakes; nothing is
     written under ``out_path`` unless the whole clip succeeded.
     """
@@ -855,5 +888,6 @@ def protect_video(
         protector.rng = np.random.default_rng(seed)
         protector.library.rng = np.random.default_rng(seed)
     return VideoProtector(protector, options, seed=seed).run(
-        in_path, out_path, audio=audio, crf=crf, preset=preset, keep_metadata=keep_metadata, progress=progress
+        in_path, out_path, audio=audio, crf=crf, preset=preset, keep_metadata=keep_metadata, progress=progress,
+        frame_hook=frame_hook,
     )

@@ -658,3 +658,54 @@ def transcode(
         height=reader.height,
         rotation=reader.rotation,
     )
+
+
+# ---------------------------------------------------------------- metadata audit
+
+#: Tag names (lower case; a prefix before "-" or ":" also counts) that say who, where, when or with what
+#: device: QuickTime/MP4 udta and mdta keys as FFmpeg names them, Matroska tags.
+_PRIVATE_TAGS = frozenset({
+    "location", "location-eng", "creation_time", "date", "make", "model", "serial", "artist", "author",
+    "title", "comment", "description", "copyright", "keywords", "album", "composer", "performer", "software",
+})
+_PRIVATE_PREFIXES = ("com.apple.quicktime.", "com.android.", "location", "xmp", "gps")
+#: The XMP uuid box of ISO-BMFF files (and the packet's namespace, for XMP put anywhere else).
+_XMP_MARKERS = (bytes.fromhex("be7acfcb97a942e89c71999491e3afac"), b"<x:xmpmeta", b"http://ns.adobe.com/xap/1.0/")
+#: The C2PA manifest's uuid box; faceskin's own manifest is judged by reading it, not by its box.
+_C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
+
+
+def video_metadata_leaks(path: str | os.PathLike) -> list[str]:
+    """Identifying metadata in a video file: container and stream tags, XMP, and a foreign C2PA
+    manifest; empty means clean.
+
+    The audit reads tags through FFmpeg and scans the bytes for XMP so it does
+    not share the writer's view of the file. A C2PA manifest is not a leak when
+    it is faceskin's own (nothing of the source, no thumbnail or ingredient:
+    see :mod:`faceskin.label`); any other manifest may carry the camera's, so
+    it is listed.
+    """
+    path = Path(path)
+    leaks: list[str] = []
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            tagged = [("container", dict(container.metadata))]
+            tagged += [(f"stream {s.index}", dict(s.metadata)) for s in container.streams]
+    except (av.FFmpegError, OSError) as exc:
+        raise InputError(f"cannot audit {path}: {exc}") from None
+    for where, tags in tagged:
+        private = sorted(k for k in tags if k.lower() in _PRIVATE_TAGS
+                         or k.lower().split("-")[0].split(":")[0] in _PRIVATE_TAGS
+                         or k.lower().startswith(_PRIVATE_PREFIXES))
+        if private:
+            leaks.append(f"{where} tags: " + ", ".join(private))
+    data = path.read_bytes()
+    if any(marker in data for marker in _XMP_MARKERS):
+        leaks.append("XMP")
+    if _C2PA_UUID in data or b"c2pa" in data:
+        from faceskin.label import read_manifest
+
+        m = read_manifest(path)
+        if m.state != "absent" and not (m.by_faceskin and not m.has_ingredients and not m.has_thumbnail):
+            leaks.append(f"C2PA manifest from {m.generator or 'another tool'} (may describe the source or device)")
+    return leaks
