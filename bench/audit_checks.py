@@ -208,7 +208,7 @@ def own_output_table(clips: list[Path], work: Path, auditor: Auditor, skip_prote
         print(f"| {src.stem} | {full.items_checked} | {len(full.faces)} | {sum(not f.confirmed for f in full.faces)} | "
               f"{st['skinned']} / {st['covered']} / "
               f"{st['unchanged']} | {compress(full.leaked_items)} | {sum(f.weak for f in full.faces)} | "
-              f"{protect_s:.1f} | {full_s:.1f} | {full_s / protect_s:.1f} | {t.get('embed', 0):.1f} | "
+              f"{protect_s:.1f} | {full_s:.1f} | {full_s / protect_s:.1f} | {t.get('embed', 0) + t.get('controls', 0):.1f} | "
               f"{t.get('detect', 0) + t.get('redetect', 0):.1f} | {t.get('landmarks', 0):.1f} | {report_s:.2f} | "
               f"{100 * report_s / protect_s:.1f} % |", flush=True)
     print("\n| clip | detection rate of skinned faces | jawOpen r | eyeBlink r | head-pose error yaw/pitch/roll (deg) | "

@@ -57,6 +57,10 @@ flat fill or a blur, or no detector nor the landmarker finds a face there any
 more: a fall-back cover) or ``skinned`` (changed, and still a face). Those
 classes feed the fall-back share and the fidelity figures; the leak verdict
 does not depend on them.
+
+``faceskin protect --audit`` runs the same audit on each output before it is
+published (:class:`AuditGate`): a leaking output never appears under its
+final name.
 """
 
 from __future__ import annotations
@@ -121,6 +125,8 @@ IMPOSTOR_SAMPLES = 4
 MOSAIC_BLOCKS = 5
 #: Thumbnails kept for leaked faces (the rest are counted, not shown).
 MAX_LEAK_THUMBNAILS = 24
+#: Leaked faces listed one by one in the JSON (the rest are counted).
+MAX_FACE_DETAILS = 500
 #: Embeddings kept per track for the linkability comparison.
 LINK_SAMPLES = 12
 #: Share of sampled face pairs that must match for two tracks to count as linked.
@@ -324,6 +330,7 @@ class FaceCheck:
     discounted: dict[str, str] = field(default_factory=dict)  # of ``matched``: name -> "cover" / "other person"
     confirmed: bool = True  # False: a large face only one detector reports
     leaked: bool = False  # the match that counts (see the module docstring)
+    cover_similarity: dict[str, float] = field(default_factory=dict)  # matched recognizer -> closest cover control
 
     @property
     def weak(self) -> bool:
@@ -521,6 +528,18 @@ class AuditResult:
             out.append(d)
         return out
 
+    def face_detail(self, f: FaceCheck) -> dict:
+        """One face as the JSON lists it: enough to see why it counted (size, state, each figure vs threshold)."""
+        d = {self.unit: f.item, "track": f.track, "box": list(f.box), "size_px": round(f.size, 1),
+             "found_by": f.found_by, "state": f.state, "redetected": f.redetected,
+             "similarity": f.similarity, "matched": list(f.matched), "counted": list(f.counted),
+             "discounted": f.discounted, "closest_cover_similarity": f.cover_similarity}
+        if f.time is not None:
+            d["time"] = round(f.time, 3)
+        if f.file is not None:
+            d["file"] = f.file
+        return d
+
     def state_counts(self) -> dict[str, int]:
         counts = {"skinned": 0, "covered": 0, "unchanged": 0}
         for f in self.faces:
@@ -561,7 +580,8 @@ class AuditResult:
                       "weak_faces": sum(f.weak for f in self.faces),
                       "matches_discounted": discounted,
                       "matched_unconfirmed_faces": sum(bool(f.matched) and not f.confirmed for f in self.faces),
-                      "unchanged_not_counted": len(bare_unresolved)},
+                      "unchanged_not_counted": len(bare_unresolved),
+                      "leaked_face_details": [self.face_detail(f) for f in self.faces if f.leaked][:MAX_FACE_DETAILS]},
             "tracks": self.track_summaries(),
             "gallery": self.gallery,
             "linkability": self.linkability,
@@ -889,6 +909,23 @@ class Auditor:
         self._photo_detector: AuditDetector | None = None
         self._photo_rotations = tuple(rotations) if rotations is not None else (0, 90, 180, 270)
         self.landmarker = landmarker or Landmarker()
+        self._pool = None
+
+    def map_panel(self, fn: Callable) -> list:
+        """``fn(recognizer)`` for every recognizer of the panel, side by side.
+
+        The networks release the GIL and each runs on one thread
+        (``recognizers._ort_session``), so the panel spreads over the cores
+        instead of each network spreading thinly over all of them. Each
+        recognizer is used by one thread at a time.
+        """
+        if len(self.panel) == 1 or (os.cpu_count() or 1) == 1:
+            return [fn(rec) for rec in self.panel]
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=len(self.panel), thread_name_prefix="faceskin-audit")
+        return list(self._pool.map(fn, self.panel))
 
     @property
     def photo_detector(self) -> AuditDetector:
@@ -959,12 +996,61 @@ class _Scan:
             ids = self.linker.assign(item, [f.box for f in faces])
         for tid in ids:  # faces seen together are different people: each other's impostors
             self.together[tid].update(t for t in ids if t != tid)
+        looks = []
         for face, tid in zip(faces, ids):
             face.track_id = tid
-            self._face(item, time_s, file, orig, prot, face)
+            looks.append(self._look(orig, prot, face))
+        pairs = self._embed_frame(orig, prot, faces, looks)
+        for face, look, p in zip(faces, looks, pairs):
+            self._face(item, time_s, file, orig, prot, face, look, p)
         t0 = time.perf_counter()
         self._outside(orig, prot, faces)
         self.t["psnr"] += time.perf_counter() - t0
+
+    def _look(self, orig: np.ndarray, prot: np.ndarray, face: Face) -> tuple[bool, Face | None, Face, str]:
+        """(identical, re-detected face, probe, pixel state) of one face: what the embeddings need."""
+        h, w = orig.shape[:2]
+        t0 = time.perf_counter()
+        x0, y0, x1, y1 = _grow(face.box, 0.75, w, h)
+        identical = np.array_equal(orig[y0:y1, x0:x1], prot[y0:y1, x0:x1])
+        again = None if identical else self.detector.redetect(prot, face)
+        probe = again or Face(box=face.box.copy(), score=face.score, keypoints=face.keypoints.copy())
+        state = "unchanged" if identical else classify_face(orig, prot, face.box)
+        self.t["redetect"] += time.perf_counter() - t0
+        return identical, again, probe, state
+
+    def _embed_frame(self, orig: np.ndarray, prot: np.ndarray, faces: list[Face], looks: list) -> list[dict]:
+        """Per face, recognizer -> (original embedding, protected embedding), the whole frame at once.
+
+        Every face of the frame goes to each recognizer in one call (a batch
+        where the network takes one) and the recognizers run side by side;
+        the numbers are those of one ``embed`` per face. A face identical to
+        its original is embedded once.
+        """
+        if not faces:
+            return []
+        items = [(orig, f) for f in faces] + [(prot, look[2]) for look in looks if not look[0]]
+
+        def run(rec):
+            t1 = time.perf_counter()
+            out = rec.embed_many(items)
+            return out, time.perf_counter() - t1
+
+        t0 = time.perf_counter()
+        done = self.a.map_panel(run)
+        self.t["embed"] += time.perf_counter() - t0
+        pairs: list[dict] = [{} for _ in faces]
+        for rec, (embs, spent) in zip(self.a.panel, done):
+            self.t[f"embed_{rec.name}"] += spent
+            k = len(faces)
+            for i, look in enumerate(looks):
+                ea = embs[i]
+                if look[0]:
+                    eb = ea
+                else:
+                    eb, k = embs[k], k + 1
+                pairs[i][rec.name] = (ea, eb)
+        return pairs
 
     def _outside(self, orig: np.ndarray, prot: np.ndarray, faces: list[Face]) -> None:
         mask = head_mask(orig.shape, faces)
@@ -981,17 +1067,11 @@ class _Scan:
         if values:
             self.frame_psnr_min = min(self.frame_psnr_min, psnr_from_mse(sse / values))
 
-    def _face(self, item: int, time_s, file, orig: np.ndarray, prot: np.ndarray, face: Face) -> None:
-        h, w = orig.shape[:2]
+    def _face(self, item: int, time_s, file, orig: np.ndarray, prot: np.ndarray, face: Face, look: tuple,
+              pairs: dict) -> None:
         tid = face.track_id
         acc = self.tracks.setdefault(tid, _TrackAcc(tid))
-        t0 = time.perf_counter()
-        x0, y0, x1, y1 = _grow(face.box, 0.75, w, h)
-        identical = np.array_equal(orig[y0:y1, x0:x1], prot[y0:y1, x0:x1])
-        again = None if identical else self.detector.redetect(prot, face)
-        probe = again or Face(box=face.box.copy(), score=face.score, keypoints=face.keypoints.copy())
-        state = "unchanged" if identical else classify_face(orig, prot, face.box)
-        self.t["redetect"] += time.perf_counter() - t0
+        identical, again, probe, state = look
         fitted_protected = None
         if state == "changed":
             # a face is left there if the detector or, failing that, the landmarker still finds one
@@ -1002,23 +1082,19 @@ class _Scan:
             self.t["landmarks"] += time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        sims, matched, pairs = {}, [], {}
+        sims, matched = {}, []
         for rec in self.a.panel:
-            t1 = time.perf_counter()
-            ea = rec.embed(orig, face)
-            eb = ea if identical else rec.embed(prot, probe)
-            self.t[f"embed_{rec.name}"] += time.perf_counter() - t1
-            s = rec.similarity(ea, eb)
-            sims[rec.name] = round(float(s), 5)
+            ea, eb = pairs[rec.name]
+            sims[rec.name] = round(float(rec.similarity(ea, eb)), 5)
             if rec.is_match(ea, eb):
                 matched.append(rec.name)
-            pairs[rec.name] = (ea, eb)
-        discounted = self._discounted(orig, face, matched, pairs) if matched else {}
+        covers: dict[str, float] = {}
+        discounted = self._discounted(orig, face, matched, pairs, covers) if matched else {}
         for rec in self.a.panel:
             bank = self.originals[tid][rec.name]
             bank.append(pairs[rec.name][0])
             del bank[:-IMPOSTOR_SAMPLES]
-        self.t["embed"] += time.perf_counter() - t0
+        self.t["controls"] += time.perf_counter() - t0
         confirmed = "+" in face.source or (face.size < CONFIRM_MIN_PX and face.score >= CONFIRM_SCORE)
         if self.r.strict:
             leaked = bool(matched)
@@ -1035,7 +1111,7 @@ class _Scan:
                           box=tuple(round(float(v), 1) for v in face.box), score=round(face.score, 3),
                           found_by=face.source, redetected=again is not None or identical, state=state,
                           similarity=sims, matched=tuple(matched), discounted=discounted, confirmed=confirmed,
-                          leaked=leaked)
+                          leaked=leaked, cover_similarity=covers)
         self.r.faces.append(check)
 
         if self.attack is not None:
@@ -1052,7 +1128,8 @@ class _Scan:
             self._thumbnails(acc, check, prot, probe)
             self.t["thumbnails"] += time.perf_counter() - t0
 
-    def _discounted(self, orig: np.ndarray, face: Face, matched: list[str], pairs: dict) -> dict[str, str]:
+    def _discounted(self, orig: np.ndarray, face: Face, matched: list[str], pairs: dict,
+                    covers: dict[str, float] | None = None) -> dict[str, str]:
         """The matching recognizers whose match is no evidence of identity here, and why.
 
         Both controls are relative, so a bare face (identical to its
@@ -1064,6 +1141,10 @@ class _Scan:
         box filled with its mean colour) as to the protected face: the
         protection is no more recognisable than a cover, and at that size or
         blur the recognizer sees colour and layout, not identity.
+
+        ``covers`` receives, per recognizer tested against the covers, the
+        similarity of the original to its closest cover: the figure a
+        reader compares a counted match with.
         """
         out: dict[str, str] = {}
         by_name = {rec.name: rec for rec in self.a.panel}
@@ -1078,14 +1159,29 @@ class _Scan:
         # a face identical to its original (closeness 1) can never be discounted by the mosaic: skip the embedding
         rest = [m for m in matched if m not in out
                 and closeness(by_name[m], by_name[m].similarity(*pairs[m])) < 1 - 1e-6]
-        if rest:
-            controls = [mosaic(orig, face.box), flat_fill(orig, face.box)]
-            for rec in self.a.panel:
-                if rec.name in rest:
-                    ea, eb = pairs[rec.name]
-                    own = closeness(rec, rec.similarity(ea, eb))
-                    if any(closeness(rec, rec.similarity(ea, rec.embed(c, face))) >= own for c in controls):
-                        out[rec.name] = "cover"
+        if not rest:
+            return out
+        controls = [mosaic(orig, face.box), flat_fill(orig, face.box)]
+
+        def test(rec) -> tuple[bool, float | None]:
+            """(discounted, similarity to the closest cover tried); the fill only when the mosaic did not discount."""
+            if rec.name not in rest:
+                return False, None
+            ea, eb = pairs[rec.name]
+            own = closeness(rec, rec.similarity(ea, eb))
+            best = None
+            for c in controls:
+                v = rec.similarity(ea, rec.embed(c, face))
+                best = v if best is None else (max(best, v) if rec.higher_is_similar else min(best, v))
+                if closeness(rec, v) >= own:
+                    return True, best
+            return False, best
+
+        for rec, (hit, best) in zip(self.a.panel, self.a.map_panel(test)):
+            if best is not None and covers is not None:
+                covers[rec.name] = round(float(best), 5)
+            if hit:
+                out[rec.name] = "cover"
         return out
 
     def _fit(self, image: np.ndarray, face: Face) -> Face | None:
@@ -1559,6 +1655,111 @@ def run_audit_cli(
     if written and not quiet:
         print("report: " + ", ".join(written))
     return 1 if result.leaked else 0
+
+
+# ---------------------------------------------------------------- protect --audit
+
+
+def leaked_path(final: str | os.PathLike) -> Path:
+    """``clip.skinned.leaked.mp4``: where a leaking output is kept for inspection, never the final name."""
+    p = Path(final)
+    return p.with_name(f"{p.stem}.leaked{p.suffix}")
+
+
+class AuditGate:
+    """``faceskin protect --audit``: audit each output before it may appear under its final name.
+
+    The protect step writes to a staging name (the labeller's, or a hidden
+    one of ours when there is no label); :meth:`check` audits that file
+    against the input. A clean output is then published under its final
+    name; a leaking one only under :func:`leaked_path`, with the verdict and
+    the report path printed, so that a pipeline gated on the exit code never
+    picks it up and a person can still look at it. The audit is the same as
+    ``faceskin audit`` (its own detectors on the original, every frame):
+    what the protect run believes it did is not evidence.
+
+    ``report``: None writes a report only for a leaking output (beside the
+    kept file: without a leak there is nothing to inspect); a folder gets
+    ``<output stem>.audit.html`` and ``.audit.json`` per output; a file name
+    (one output only) gets the HTML there and the JSON beside it.
+    """
+
+    def __init__(self, report: str | os.PathLike | None = None, *, outputs: int = 1,
+                 auditor: Auditor | None = None, say: Callable[[str], None] = print,
+                 alarm: Callable[[str], None] | None = None):
+        self.report = Path(report) if report is not None else None
+        named_file = self.report is not None and self.report.suffix.lower() in (".html", ".htm", ".json")
+        self.report_is_dir = self.report is not None and (self.report.is_dir() or not named_file)
+        if self.report is not None:
+            if outputs > 1 and not self.report_is_dir:
+                raise InputError(f"--audit-report {self.report}: several outputs need a report folder, not a file")
+            if self.report.exists() and not self.report.is_dir() and self.report_is_dir:
+                raise InputError(f"--audit-report {self.report}: not a folder")
+            if not self.report.parent.is_dir():
+                raise InputError(f"--audit-report {self.report}: folder {self.report.parent} does not exist")
+        # the models load before any protecting: a missing recognizer fails the run at once
+        self.auditor = auditor or Auditor()
+        self.say = say
+        self.alarm = alarm or (lambda s: print(s, file=sys.stderr))
+        self.leaked: list[Path] = []
+        self.results: list[AuditResult] = []
+
+    def staging_path(self, staged: Path, final: Path) -> Path:
+        """``staged`` if it is already not the final name, else a hidden name beside it."""
+        staged, final = Path(staged), Path(final)
+        if staged != final:
+            return staged
+        return final.with_name(f".{final.stem}.unaudited{final.suffix}")
+
+    def report_paths(self, final: Path, target: Path) -> tuple[Path | None, Path | None]:
+        if self.report is None:
+            return default_report_path(target), default_report_path(target, ".audit.json")
+        if self.report_is_dir:
+            self.report.mkdir(exist_ok=True)
+            return self.report / f"{final.stem}.audit.html", self.report / f"{final.stem}.audit.json"
+        if self.report.suffix.lower() == ".json":
+            return self.report.with_suffix(".html"), self.report
+        return self.report, self.report.with_suffix(".json")
+
+    def check(self, original: str | os.PathLike, staged: str | os.PathLike, final: str | os.PathLike,
+              progress: ProgressCallback | None = None) -> Path:
+        """Audit ``staged`` against ``original``; the name it may be published under (final or leaked).
+
+        On any exception the staged file is removed: an output that was not
+        audited is never left behind to be mistaken for one that was.
+        """
+        staged, final = Path(staged), Path(final)
+        try:
+            result = audit(original, staged, auditor=self.auditor, progress=progress)
+            target = leaked_path(final) if result.leaked else final
+            result.protected = str(target)  # the staging name is gone by the time anyone reads the report
+            html_out = json_out = None
+            if result.leaked or self.report is not None:
+                from faceskin.audit_report import write_html
+
+                html_out, json_out = self.report_paths(final, target)
+                write_html(result, html_out)
+                write_json(result, json_out)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staged)
+            raise
+        self.results.append(result)
+        if result.leaked:
+            self.leaked.append(target)
+            self.alarm(f"{final}: {result.verdict()}")
+            self.alarm(f"not published under {final.name}; kept for inspection as {target}; "
+                       f"report: {html_out} (and {json_out.name})")
+        else:
+            self.say(f"{final}: audit: {result.verdict()}" + (f" report: {html_out}" if html_out else ""))
+        return target
+
+    @staticmethod
+    def settle(staged: str | os.PathLike, target: str | os.PathLike) -> None:
+        """Move ``staged`` to ``target`` if nothing else did (the labeller moves it; without labels nobody does)."""
+        staged, target = Path(staged), Path(target)
+        if staged != target and staged.exists():
+            os.replace(staged, target)
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - convenience for `python -m`

@@ -66,7 +66,10 @@ def similarity_plot(result: AuditResult) -> str | None:
     if not result.faces:
         return None
     recs = result.recognizers
-    fig = Figure(figsize=(10, 2.3 * len(recs) + 0.6), layout="constrained")
+    height = 2.3 * len(recs) + 0.6
+    fig = Figure(figsize=(10, height))
+    # fixed margins, not constrained layout: the layout solver took half the page's time (audit overhead)
+    fig.subplots_adjust(left=0.09, right=0.99, bottom=0.55 / height, top=1 - 0.45 / height, hspace=0.12)
     axes = fig.subplots(len(recs), 1, sharex=True, squeeze=False)[:, 0]
     by_track: dict[int, list[FaceCheck]] = defaultdict(list)
     for f in result.faces:
@@ -115,7 +118,8 @@ def histogram_plot(result: AuditResult) -> str | None:
     if not result.faces:
         return None
     recs = result.recognizers
-    fig = Figure(figsize=(10, 2.6), layout="constrained")
+    fig = Figure(figsize=(10, 2.6))
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.18, top=0.9, wspace=0.22)
     axes = fig.subplots(1, len(recs), squeeze=False)[0]
     for ax, rec in zip(axes, recs):
         vals = np.array([f.similarity[rec["name"]] for f in result.faces if rec["name"] in f.similarity])
