@@ -8,7 +8,9 @@ people (rank-1). Also: detection rate after processing, fallback rate, time
 per face, and expression fidelity (blendshape correlation) on the London
 neutral/smiling pairs.
 
-    python bench/privacy_photos.py [--limit N] [--skins builtin|synthetic] [--seed 0]
+    python bench/privacy_photos.py [--limit N] [--skins default|builtin|synthetic] [--seed 0]
+
+``--skins default`` is what `faceskin protect` uses: the skin model's curated set.
 
 Prints markdown tables. Needs the `eval` extra and ../shared/data.
 """
@@ -97,7 +99,7 @@ def synthetic_library(detector, landmarker, seed):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=0, help="only the first N identities (0 = all)")
-    ap.add_argument("--skins", choices=["builtin", "synthetic"], default="synthetic")
+    ap.add_argument("--skins", choices=["default", "builtin", "synthetic"], default="synthetic")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="original,blur,pixelate,fallback,skin")
     ap.add_argument("--recognizers", default="")
@@ -109,7 +111,10 @@ def main() -> None:
     attacker = FaceDetector(rotations=(0,), use_centerface=False)  # what an attacker re-detects with
     landmarker = Landmarker()
     panel = load_panel(args.recognizers.split(",") if args.recognizers else None)
-    library = SkinLibrary(builtin_skins(), seed=args.seed) if args.skins == "builtin" else synthetic_library(detector, landmarker, args.seed)
+    if args.skins == "default":
+        library = SkinLibrary.default(seed=args.seed)
+    else:
+        library = SkinLibrary(builtin_skins(), seed=args.seed) if args.skins == "builtin" else synthetic_library(detector, landmarker, args.seed)
     protector = Protector(detector=detector, landmarker=landmarker, library=library, seed=args.seed)
     people = sorted(p for p in (DATA / "identities").iterdir() if p.is_dir())
     if args.limit:

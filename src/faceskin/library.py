@@ -1,21 +1,60 @@
 """Which skin each person gets.
 
-Skins come from the built-in set shipped with the package (cleaned donor
-textures of synthetic, non-existent people) or from donor photos the user
-supplies. Two rules from the prototype: a skin should fit the person's skin
-tone (the biggest naturalness win), and no two people in one output may share
-a skin (recognisers "see" the donor, so shared skins would link them).
+Skins come from four places: the default set (named identities drawn from
+faceskin's own statistical face model, ``faceskin.skinmodel``: they belong to
+nobody), the older built-in set (cleaned donor textures of synthetic,
+non-existent people), donor photos the user supplies, and consented skins the
+user added with ``faceskin skins add`` (``faceskin.consent``: only with a
+current consent record, and only when asked for by id). Rules from the prototype: a skin should fit the person's skin tone (the
+biggest naturalness win), and no two people in one output may share a skin
+(recognizers "see" the donor, so shared skins would link them).
+
+Linkability policy (who can tell that two outputs show the same person):
+
+- default: every run draws skins afresh (``seed=None``), so the same person
+  in two files gets unrelated skins and the outputs cannot be linked through
+  the skin. Within one file a tracked person keeps their skin.
+- ``seed``: the draws repeat exactly, for reproducible results on the same
+  input; it says nothing about who a person is.
+- ``key`` (a secret): the same person gets the same skin across files, for
+  continuity in a series. "Same person" without storing anything about
+  anyone can only mean "looks alike to a face recognizer", so the choice is a
+  keyed function of the person's face embedding: every skin gets a secret
+  random direction derived from HMAC-SHA256(key, skin id), and the person
+  wears the available skin whose direction is closest to their embedding
+  (keyed spherical hashing). Nothing is stored: not the embedding, not a
+  roster, not a mapping; it is recomputed from the face every time.
+
+  The trade-off, stated plainly:
+  * what it gives away: anyone who sees several outputs made with one key
+    can tell that faces wearing the same skin are probably one person. That
+    is the purpose, but it is linkage all the same.
+  * the key is the secret: whoever holds it and a photo of someone can
+    compute which skin that person would get and look for it in published
+    outputs, so the skin becomes a weak identity tag. Keep the key private,
+    use one key per series, and never publish outputs with and without a key
+    side by side.
+  * it is not exact: two photos of one person get the same skin only when
+    their embeddings fall on the same side of the hashing's boundaries (see
+    ``bench/skin_collisions.py`` for the measured agreement), and two
+    different people get the same skin by chance at about 1/len(pool) per
+    pair across files (never within one file: skins stay unique there).
+  * without the key the skin id reveals nothing usable about the embedding:
+    the directions are pseudo-random functions of the key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from faceskin import regions
 from faceskin.donor import Donor, to_lab
 from faceskin.faces import Face
 
@@ -50,8 +89,26 @@ def measure_tone(image: np.ndarray, face: Face) -> tuple[float, float, float] | 
     return tuple(float(x) for x in np.median(px, 0))
 
 
+# ---------------------------------------------------------------- skin tone groups
+
+# Lower bounds of L* (cheek skin as photographed, the scale ``measure_tone`` and the
+# skins' tones share; photos read darker than a colorimeter, so the dermatological
+# ITA classes would call most faces "brown"), lightest first.
+TONE_GROUPS = (("light", 60.0), ("medium-light", 52.0), ("medium", 44.0), ("medium-dark", 36.0), ("dark", -1.0))
+
+
+def tone_group(tone: Sequence[float]) -> str:
+    for name, lower in TONE_GROUPS:
+        if tone[0] >= lower:
+            return name
+    return TONE_GROUPS[-1][0]
+
+
+# ---------------------------------------------------------------- skin sources
+
+
 def builtin_skins() -> list[Donor]:
-    """The skins shipped inside the package (``faceskin/skins/*.skin``)."""
+    """The donor skins shipped inside the package (``faceskin/skins/*.skin``)."""
     folder = resources.files("faceskin") / "skins"
     out = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
@@ -60,36 +117,202 @@ def builtin_skins() -> list[Donor]:
     return out
 
 
-class SkinLibrary:
-    """A set of skins and the policy for handing them out."""
+@dataclass
+class ModelSkin:
+    """A named skin of the default set: a seed of the skin model, drawn when first needed.
 
-    def __init__(self, skins: Iterable[Donor], seed: int | None = None, candidates: int = 3):
+    Listing and choosing need only the id, seed, tone and attributes (stored
+    with the model), so a library of hundreds of skins costs nothing until a
+    skin is actually worn (about 0.2 s to draw, once per process).
+    """
+
+    skin_id: str
+    seed: int
+    tone: tuple[float, float, float]
+    attributes: dict = field(default_factory=dict)
+    _donor: Donor | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def source(self) -> str:
+        return f"skin model seed {self.seed}"
+
+    @property
+    def tone_group(self) -> str:
+        return tone_group(self.tone)
+
+    def donor(self) -> Donor:
+        if self._donor is None:
+            from faceskin.skinmodel import default_model
+
+            self._donor = default_model().sample(self.seed).donor(self.skin_id)
+        return self._donor
+
+
+def default_skins() -> list[ModelSkin]:
+    """The curated default set stored with the skin model (ids ``syn001`` ...).
+
+    Curated by ``tools/train_skin_model.py``: drawn from the model, spread
+    over skin tones, and kept only if no recognizer of the panel matches them
+    to each other or to a training face (``bench/skin_collisions.py`` checks
+    the shipped set, also against real people).
+    """
+    return list(_default_skins())
+
+
+@cache
+def _default_skins() -> tuple[ModelSkin, ...]:  # shared, so a skin drawn once stays drawn in this process
+    from faceskin.skinmodel import default_model
+
+    x = default_model().extras
+    if "default_ids" not in x:
+        raise FileNotFoundError("the skin model has no curated default set; run tools/train_skin_model.py")
+    names = [str(n) for n in x["default_attribute_names"]]
+    return tuple(ModelSkin(skin_id=str(i), seed=int(s), tone=tuple(float(v) for v in t),
+                           attributes={n: float(v) for n, v in zip(names, a)})
+                 for i, s, t, a in zip(x["default_ids"], x["default_seeds"], x["default_tones"], x["default_attributes"]))
+
+
+def find_skin(skin_id: str) -> Donor:
+    """Any skin by id: the default set, the built-in donors, or a consented skin (``c-...``, if current)."""
+    if skin_id.startswith("c-"):
+        from faceskin.consent import ConsentStore
+
+        return ConsentStore().get(skin_id)[0]
+    for entry in default_skins():
+        if entry.skin_id == skin_id:
+            return entry.donor()
+    for donor in builtin_skins():
+        if donor.skin_id == skin_id:
+            return donor
+    raise KeyError(skin_id)
+
+
+def _as_donor(entry) -> Donor:
+    return entry if isinstance(entry, Donor) else entry.donor()
+
+
+# ---------------------------------------------------------------- keyed choice
+
+
+def _key_bytes(key: bytes | str) -> bytes:
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    if len(key) == 0:
+        raise ValueError("the secret key is empty")
+    return bytes(key)
+
+
+def keyed_direction(key: bytes, skin_id: str, dim: int) -> np.ndarray:
+    """The secret unit vector of one skin under ``key`` (independent of the library's order and size)."""
+    digest = hmac.new(key, b"faceskin skin direction\0" + skin_id.encode("utf-8"), hashlib.sha256).digest()
+    v = np.random.default_rng(np.frombuffer(digest, np.uint32)).standard_normal(dim)
+    return v / np.linalg.norm(v)
+
+
+def keyed_ranking(key: bytes, skin_ids: Sequence[str], descriptor: np.ndarray) -> list[int]:
+    """Indices of ``skin_ids`` ordered by how close their keyed direction is to ``descriptor``."""
+    d = np.asarray(descriptor, np.float64).ravel()
+    d = d / max(float(np.linalg.norm(d)), 1e-12)
+    scores = [float(keyed_direction(key, s, d.size) @ d) for s in skin_ids]
+    return [int(i) for i in np.argsort(scores)[::-1]]
+
+
+def person_descriptor(image: np.ndarray, face: Face) -> np.ndarray:
+    """The face embedding a keyed choice uses (SFace, vendored): held in memory, never written anywhere."""
+    from faceskin.identity_check import IdentityCheck
+
+    global _CHECK
+    if _CHECK is None:
+        _CHECK = IdentityCheck()
+    if face.keypoints is None:
+        raise ValueError("a keyed skin choice needs the detector's five keypoints")
+    return _CHECK.embed(image, face.keypoints)
+
+
+_CHECK = None
+
+
+# ---------------------------------------------------------------- the library
+
+
+class SkinLibrary:
+    """A set of skins and the policy for handing them out (see the module docstring).
+
+    ``skins`` holds ``Donor`` objects or lazily drawn ``ModelSkin`` entries;
+    both have ``skin_id`` and ``tone``, and ``choose``/``by_id`` always return
+    a ``Donor`` ready to render.
+    """
+
+    def __init__(self, skins: Iterable, seed: int | None = None, candidates: int = 3,
+                 key: bytes | str | None = None, tone_band: int = 12):
         self.skins = list(skins)
         if not self.skins:
             raise ValueError("the skin library is empty")
+        ids = [s.skin_id for s in self.skins]
+        if len(set(ids)) != len(ids):
+            raise ValueError("skin ids in a library must be unique")
         self.rng = np.random.default_rng(seed)
         self.candidates = candidates
+        self.key = _key_bytes(key) if key is not None else None
+        self.tone_band = tone_band  # with a key: how many skins nearest in tone the embedding chooses among
+        self._consented: dict[str, Donor] = {}  # kept apart from ``skins``: never handed out by ``choose``
 
     @classmethod
     def builtin(cls, seed: int | None = None) -> "SkinLibrary":
         return cls(builtin_skins(), seed=seed)
 
+    @classmethod
+    def default(cls, seed: int | None = None, key: bytes | str | None = None, **kwargs) -> "SkinLibrary":
+        """The curated default set of model skins (see ``default_skins``)."""
+        return cls(default_skins(), seed=seed, key=key, **kwargs)
+
     def by_id(self, skin_id: str) -> Donor:
+        """The skin with this id; consented skins (``c-...``) come from the user's consent store.
+
+        A consented skin is never drawn at random, only worn when asked for by
+        id, and only while its consent is current (``ConsentError`` otherwise).
+        """
         for s in self.skins:
             if s.skin_id == skin_id:
-                return s
+                return _as_donor(s)
+        from faceskin.consent import PREFIX, ConsentStore
+
+        if skin_id.startswith(PREFIX):
+            if skin_id not in self._consented:
+                self._consented[skin_id] = ConsentStore().get(skin_id)[0]
+            return self._consented[skin_id]
         raise KeyError(skin_id)
 
-    def choose(self, tone: tuple[float, float, float] | None, exclude: set[str] = frozenset()) -> Donor:
-        """A skin near ``tone``, drawn at random among the closest few, never one in ``exclude``."""
-        pool = [s for s in self.skins if s.skin_id not in exclude] or list(self.skins)
-        if tone is None:
-            return pool[int(self.rng.integers(len(pool)))]
+    def _tone_order(self, pool: list, tone) -> list[int]:
         t = np.array(tone)
         # lightness matters most for plausibility; yellow-blue next; red-green least
         d = [float(np.sum(((np.array(s.tone) - t) * np.array([1.0, 0.6, 0.9])) ** 2)) for s in pool]
-        order = np.argsort(d)[: max(1, self.candidates)]
-        return pool[int(order[int(self.rng.integers(len(order)))])]
+        return [int(i) for i in np.argsort(d, kind="stable")]
+
+    def choose(self, tone: tuple[float, float, float] | None, exclude: set[str] = frozenset(),
+               descriptor: np.ndarray | None = None) -> Donor:
+        """A skin near ``tone``, never one in ``exclude``, ready to render (see ``pick``)."""
+        return _as_donor(self.pick(tone, exclude, descriptor))
+
+    def pick(self, tone: tuple[float, float, float] | None, exclude: set[str] = frozenset(),
+             descriptor: np.ndarray | None = None):
+        """The library entry ``choose`` would hand out (a model skin is not drawn yet).
+
+        Without a key (or without a ``descriptor`` of the person) the skin is
+        drawn at random among the ``candidates`` closest in tone. With a key
+        and a descriptor it is the keyed choice among the ``tone_band`` skins
+        closest in tone: the same face gets the same skin in every file.
+        """
+        pool = [s for s in self.skins if s.skin_id not in exclude] or list(self.skins)
+        known_tone = tone is not None and np.all(np.isfinite(tone))
+        if self.key is not None and descriptor is not None:
+            band = self._tone_order(pool, tone)[: self.tone_band] if known_tone else list(range(len(pool)))
+            ranked = keyed_ranking(self.key, [pool[i].skin_id for i in band], descriptor)
+            return pool[band[ranked[0]]]
+        if not known_tone:
+            return pool[int(self.rng.integers(len(pool)))]
+        order = self._tone_order(pool, tone)[: max(1, self.candidates)]
+        return pool[order[int(self.rng.integers(len(order)))]]
 
 
 def skins_from_photos(paths: Iterable[Path], detector, landmarker) -> list[Donor]:
@@ -109,3 +332,41 @@ def skins_from_photos(paths: Iterable[Path], detector, landmarker) -> list[Donor
             raise InputError(f"{p}: could not fit landmarks to the donor face")
         out.append(build_donor(img, face, skin_id=f"photo-{Path(p).stem}", source=str(p)))
     return out
+
+
+# ---------------------------------------------------------------- looking at skins
+
+
+def all_skin_ids() -> list[str]:
+    """Ids ``--skin`` accepts without a user store: the default set, then the older donor set."""
+    return [s.skin_id for s in default_skins()] + [d.skin_id for d in builtin_skins()]
+
+
+def preview(skin, size: int = 256) -> np.ndarray:
+    """A frontal portrait of any skin (default-set entry or ``Donor``): its texture on its own shape."""
+    from faceskin.skinmodel import portrait
+
+    donor = _as_donor(skin)
+    return portrait(donor.texture, donor.landmarks, size)[0]
+
+
+def contact_sheet(skins: Sequence, columns: int = 6, size: int = 192, labels: bool = True) -> np.ndarray:
+    """Portraits of ``skins`` in a grid, each captioned with its id (and tone group for default-set skins)."""
+    from PIL import Image, ImageDraw
+
+    if not skins:
+        raise ValueError("no skins for a contact sheet")
+    columns = max(1, min(columns, len(skins)))
+    rows = -(-len(skins) // columns)
+    caption = 16 if labels else 0
+    sheet = Image.new("RGB", (columns * size, rows * (size + caption)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for i, s in enumerate(skins):
+        r, c = divmod(i, columns)
+        x, y = c * size, r * (size + caption)
+        sheet.paste(Image.fromarray(preview(s, size)), (x, y))
+        if labels:
+            group = getattr(s, "tone_group", None)
+            text = s.skin_id if not isinstance(group, str) else f"{s.skin_id}  {group}"
+            draw.text((x + 4, y + size + 2), text, fill=(40, 40, 40))
+    return np.asarray(sheet)
