@@ -32,3 +32,24 @@ def test_cover_at_the_image_edge_does_not_crash(astronaut, detector):
         cover_face(out, f)
     x0, y0, x1, y1 = np.round(faces[0].box).astype(int)
     assert (out[y0:y1, x0:x1] != crop[y0:y1, x0:x1]).any(2).mean() > 0.95
+
+
+def test_small_faces_get_a_flat_fill_not_a_mosaic(astronaut, detector):
+    # a mosaic of a small face keeps its layout (dark eyes, light cheeks) at the scale a
+    # recognizer sees it; the small-face cover must carry nothing of the face but its colour
+    import cv2
+
+    from faceskin.fallback import FLAT_BELOW
+
+    small = np.ascontiguousarray(cv2.resize(astronaut, (128, 128), interpolation=cv2.INTER_AREA))
+    face = max(detector.detect(small), key=lambda f: f.size)
+    assert face.width < FLAT_BELOW
+    x0, y0, x1, y1 = np.round(face.box).astype(int)
+    orig = small[y0:y1, x0:x1].astype(float).mean(2)
+    layout = []
+    for seed in range(8):
+        out = small.copy()
+        cover_face(out, face, np.random.default_rng(seed))
+        covered = out[y0:y1, x0:x1].astype(float).mean(2)
+        layout.append(np.corrcoef(orig.ravel(), covered.ravel())[0, 1])
+    assert abs(np.mean(layout)) < 0.15  # noise only: no correlation with the face left

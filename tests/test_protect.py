@@ -81,3 +81,34 @@ def test_skinned_face_no_longer_matches(astronaut, protector):
         a, b = r.embed(astronaut, face), r.embed(out, new_face)
         assert r.is_match(a, r.embed(astronaut[:, :].copy(), face)), f"{r.name} sanity"
         assert not r.is_match(a, b), f"{r.name} still matches the skinned astronaut"
+
+
+def test_escalation_strengthens_the_skin_that_hid_the_person_best(astronaut, protector, monkeypatch):
+    # a self-check that only the second skin, made stronger, passes: the ladder must find it
+    import faceskin.protect as p
+    from faceskin.skin import STRONGER
+
+    painted = []
+    real_render = p.render_skin
+
+    def render(image, face, skin, settings=None):
+        painted.append((skin.skin_id, settings))
+        return real_render(image, face, skin, settings)
+
+    class Check:
+        limit = 0.3
+
+        def similarity(self, *args):
+            skin_id, settings = painted[-1]
+            order = list(dict.fromkeys(s for s, _ in painted))
+            base = {0: 0.6, 1: 0.4}.get(order.index(skin_id), 0.7)
+            return base - (0.15 if settings is STRONGER else 0.0)
+
+    monkeypatch.setattr(p, "render_skin", render)
+    monkeypatch.setattr(protector, "check", Check())
+    out, report = protector.protect(astronaut)
+    face = max(report.faces, key=lambda f: (f.box[2] - f.box[0]))
+    second = list(dict.fromkeys(s for s, _ in painted))[1]
+    assert face.method == "skin" and face.skin_id == second
+    assert painted[-1] == (second, STRONGER)
+    assert face.similarity == pytest.approx(0.25)

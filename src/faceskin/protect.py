@@ -36,6 +36,15 @@ class ProtectOptions:
     identity_check: bool = True  # re-embed each skinned face and escalate while it still resembles the person
     check_limit: float | None = None  # SFace cosine limit (None: identity_check.DEFAULT_LIMIT)
     skin_attempts: int = 3  # skins tried at normal strength before the stronger geometry
+    # Below this face size (px) skins start at the stronger geometry: a small face has little
+    # texture left for the skin to change, and the audit of the shared group clip found dlib
+    # still matching normal-strength skins on 44-71 px faces. Small faces show little of the
+    # difference, so naturalness costs little there.
+    strong_below: float = 96.0
+
+    def first_settings(self, face: Face) -> SkinSettings:
+        """The settings a skin is first tried at for this face."""
+        return STRONGER if face.size < self.strong_below else self.skin
 
 
 class Protector:
@@ -51,7 +60,7 @@ class Protector:
     ):
         self.detector = detector or FaceDetector()
         self.landmarker = landmarker or Landmarker()
-        self.library = library or SkinLibrary.builtin(seed=seed)
+        self.library = library or SkinLibrary.default(seed=seed)  # the model's curated skins (faceskin.library)
         self.options = options or ProtectOptions()
         self.rng = np.random.default_rng(seed)
         self.check = None
@@ -104,39 +113,52 @@ class Protector:
             cover_face(out, face, self.rng, self.options.fallback_margin)
         return out, outcomes
 
-    def _attempts(self, image: np.ndarray, face: Face, used: set[str]):
-        """Skin/settings pairs to try in order: best-fitting skins, then the strongest geometry."""
+    def _attempts(self, image: np.ndarray, face: Face, used: set[str], scores: dict[str, float]):
+        """Skin/settings pairs to try in order: best-fitting skins, then stronger geometry on the two
+        that hid the person best so far (``scores``: skin id -> lowest self-check similarity, filled
+        in by the caller as it goes), then the strongest on the best one.
+
+        Which skin hides a person best varies from face to face, so escalating the
+        best-scoring skin rather than the first one needs fewer fall-backs.
+        """
         o = self.options
         if o.force_skin_id:
             skin = self.library.by_id(o.force_skin_id)
-            yield skin, o.skin
+            yield skin, o.first_settings(face)
             yield skin, STRONGER
             yield skin, STRONGEST
             return
         tone = measure_tone(image, face)
-        tried: set[str] = set()
-        first = None
+        descriptor = None  # with a secret key the skin follows the face (library docstring); never stored
+        if getattr(self.library, "key", None) is not None:
+            from faceskin.library import person_descriptor
+
+            descriptor = person_descriptor(image, face)
+        tried: dict[str, object] = {}
         for _ in range(max(1, o.skin_attempts)):
-            skin = self.library.choose(tone, exclude=used | tried)
+            skin = self.library.choose(tone, exclude=used | set(tried), descriptor=descriptor)
             if skin.skin_id in tried:
                 break
-            tried.add(skin.skin_id)
-            first = first or skin
-            yield skin, o.skin
-        yield first, STRONGER
+            tried[skin.skin_id] = skin
+            yield skin, o.first_settings(face)
+        ranked = sorted(tried.values(), key=lambda s: scores.get(s.skin_id, np.inf))
+        for skin in ranked[:2]:
+            yield skin, STRONGER
         # last resort before the fallback: the donor's eyes too (gaze and blinks are lost)
-        yield first, STRONGEST
+        yield min(ranked, key=lambda s: scores.get(s.skin_id, np.inf)), STRONGEST
 
     def _skin(self, image: np.ndarray, out: np.ndarray, face: Face, outcome: FaceOutcome, used: set[str]) -> str | None:
         """Paint the first attempt that passes the identity self-check into ``out``; else a reason."""
         before = keypoints_from_landmarks(face.landmarks)
         best = None
-        for skin, settings in self._attempts(image, face, used):
+        scores: dict[str, float] = {}
+        for skin, settings in self._attempts(image, face, used, scores):
             trial = out.copy()
             moved = render_skin(trial, face, skin, settings)
             sim = None
             if self.check is not None:
                 sim = self.check.similarity(image, trial, before, keypoints_from_landmarks(moved))
+                scores[skin.skin_id] = min(sim, scores.get(skin.skin_id, np.inf))
             if best is None or (sim is not None and sim < best[0]):
                 best = (sim, skin, trial)
             if sim is None or sim <= self.check.limit:
