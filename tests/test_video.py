@@ -473,3 +473,33 @@ def test_finisher_marks_faceless_frames_with_the_badge_only(moving_frames):
     assert not wm.decode(badged).present
     framed = Finisher(LabelOptions(label=False, watermark_frame=True))
     assert wm.decode(framed.mark(empty, [])).run_id == framed.run_id
+
+
+def test_a_track_takes_the_skin_with_room_under_the_self_check(astronaut, astronaut_face, video_protector,
+                                                                 monkeypatch):
+    """A skin that only just passes on the first frame fails a few frames on; the pick must
+    prefer one that passes with headroom, trying more skins before settling."""
+    import faceskin.video as v
+
+    painted = []
+    real_render = v.render_skin
+
+    def render(image, face, skin, settings=None):
+        painted.append(skin.skin_id)
+        return real_render(image, face, skin, settings)
+
+    class Check:
+        limit = 0.3
+
+        def similarity(self, *args):
+            order = list(dict.fromkeys(painted))
+            return {0: 0.29, 1: 0.32, 2: 0.2}.get(order.index(painted[-1]), 0.5)  # 3rd skin: clear pass
+
+    monkeypatch.setattr(v, "render_skin", render)
+    monkeypatch.setattr(video_protector, "check", Check(), raising=False)
+    vp = VideoProtector(video_protector, VideoOptions(), seed=0)
+    vp._live, vp._ended, vp._used = {}, [], set()
+    st = v._TrackState(report=v.TrackReport(track_id=1))
+    assert vp._pick_skin(st, astronaut, astronaut_face, 0, 0.0) is None
+    third = list(dict.fromkeys(painted))[2]
+    assert st.skin.skin_id == third
