@@ -41,11 +41,18 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=8)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "contact_sheet.jpg")
+    ap.add_argument("--skins", choices=["default", "legacy"], default="default",
+                    help="the model's default set, or the older cleaned donor skins")
     args = ap.parse_args()
     people = sorted(p for p in (DATA / "identities").glob("london_*") if p.is_dir())
     rng = np.random.default_rng(args.seed)
     chosen = [people[i] for i in sorted(rng.choice(len(people), args.people, replace=False))]
-    protector = Protector(detector=FaceDetector(), seed=args.seed)
+    library = None
+    if args.skins == "legacy":
+        from faceskin.library import SkinLibrary, builtin_skins
+
+        library = SkinLibrary(builtin_skins(), seed=args.seed)
+    protector = Protector(detector=FaceDetector(), library=library, seed=args.seed)
     tiles = []
     for i, person in enumerate(chosen):
         img = np.array(Image.open(person / ("2.jpg" if i % 2 else "1.jpg")).convert("RGB"))
