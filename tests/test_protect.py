@@ -112,3 +112,41 @@ def test_escalation_strengthens_the_skin_that_hid_the_person_best(astronaut, pro
     assert face.method == "skin" and face.skin_id == second
     assert painted[-1] == (second, STRONGER)
     assert face.similarity == pytest.approx(0.25)
+
+
+def test_self_check_takes_dlibs_second_opinion(astronaut, astronaut_face):
+    # a skin SFace passes but dlib would still match must count as not hidden
+    from faceskin.identity_check import DLIB_LIMIT, IdentityCheck
+    from faceskin.library import builtin_skins
+    from faceskin.skin import keypoints_from_landmarks, render_skin
+
+    out = astronaut.copy()
+    moved = render_skin(out, astronaut_face, builtin_skins()[2])
+    kp0, kp1 = keypoints_from_landmarks(astronaut_face.landmarks), keypoints_from_landmarks(moved)
+    check = IdentityCheck(second_opinion=False)
+    sface_only = check.similarity(astronaut, out, kp0, kp1)
+
+    class Dlib:
+        def __init__(self, distance):
+            self.distance = distance
+
+        def embed(self, image, face):
+            assert face.keypoints.shape == (5, 2)
+            return np.zeros(128)
+
+        def similarity(self, a, b):
+            return self.distance
+
+    check.limit = max(check.limit, sface_only + 0.01)  # SFace passes this skin
+    check.dlib = Dlib(0.5)
+    assert check.similarity(astronaut, out, kp0, kp1) == pytest.approx(check.limit + DLIB_LIMIT - 0.5)
+    assert check.similarity(astronaut, out, kp0, kp1) > check.limit
+    check.dlib = Dlib(0.9)  # dlib sees a stranger: SFace decides
+    assert check.similarity(astronaut, out, kp0, kp1) == pytest.approx(sface_only)
+
+
+def test_self_check_uses_dlib_when_installed():
+    pytest.importorskip("dlib", reason="dlib (the eval extra) is not installed")
+    from faceskin.identity_check import IdentityCheck
+
+    assert IdentityCheck().dlib is not None

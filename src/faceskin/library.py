@@ -223,7 +223,7 @@ def person_descriptor(image: np.ndarray, face: Face) -> np.ndarray:
 
     global _CHECK
     if _CHECK is None:
-        _CHECK = IdentityCheck()
+        _CHECK = IdentityCheck(second_opinion=False)  # only its SFace embedding is used here
     if face.keypoints is None:
         raise ValueError("a keyed skin choice needs the detector's five keypoints")
     return _CHECK.embed(image, face.keypoints)
