@@ -443,7 +443,9 @@ def test_protect_audit_publishes_a_clean_labelled_photo(tmp_path, astronaut, don
     assert _leftovers(tmp_path) == []  # neither the labeller's nor the audit's staging file is left
     d = json.loads((reports / "a.out.audit.json").read_text())
     assert d["verdict"]["leaked"] is False and d["protected"] == str(out)
-    assert (reports / "a.out.audit.html").read_text().startswith("<!DOCTYPE html>")
+    page = (reports / "a.out.audit.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("data:image/png;base64,") == 1  # a photo: the histogram, no "over time" plot
     code, text = _protect_cli("verify", out)
     assert code == 0, text  # the audited file is the labelled one
 

@@ -274,15 +274,18 @@ def render_html(result: AuditResult) -> str:
         add("</div>")
 
     # ---- plots
-    sim = similarity_plot(result)
-    if sim:
+    # "over time" needs time: for photos the histogram alone (it draws the thresholds too), which
+    # also halves the report's cost, most of which is matplotlib
+    sim = similarity_plot(result) if result.media == "video" else None
+    hist = histogram_plot(result) if result.faces else None
+    if sim or hist:
         add("<h2>Similarity to the original</h2>")
+    if sim:
         add("<p class='note'>Each line is one person (track). A point past the dashed line means that recognizer "
             "still says &ldquo;same person&rdquo; for that face: a leak.</p>")
         add(_img(sim, "similarity over time per track with thresholds", cls="plot"))
-        hist = histogram_plot(result)
-        if hist:
-            add(_img(hist, "histograms of similarity per recognizer", cls="plot"))
+    if hist:
+        add(_img(hist, "histograms of similarity per recognizer", cls="plot"))
 
     # ---- tracks
     tracks = d["tracks"]
