@@ -62,20 +62,6 @@ def similarity_3d(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, 
     return s, r, mu_d - s * r @ mu_s
 
 
-def _region_similarity(points: np.ndarray, target: np.ndarray, idx: list[int], amount: float) -> None:
-    """Move ``points[idx]`` so their centroid and size go ``amount`` of the way to ``target[idx]``'s.
-
-    Only centroid and scale change, never the shape, so the person's blink or
-    smile (the shape) is kept while the feature's position and size change.
-    """
-    p, q = points[idx, :2], target[idx, :2]
-    cp, cq = p.mean(0), q.mean(0)
-    sp = np.sqrt(((p - cp) ** 2).sum(1).mean())
-    sq = np.sqrt(((q - cq) ** 2).sum(1).mean())
-    scale = 1.0 + amount * (sq / max(sp, 1e-6) - 1.0)
-    points[idx, :2] = cp + amount * (cq - cp) + (p - cp) * scale
-
-
 # Each expressive feature: its points, the points whose position says where the feature
 # sits (landmarks an expression hardly moves), and whether its size may change.
 # Eye corners stay put in a blink and their distance is the eye's width; brows ride
