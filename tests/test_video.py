@@ -137,17 +137,22 @@ def test_timestamps_and_audio_pass_through_unchanged(protected, clip):
 # --- fail closed --------------------------------------------------------------------
 
 
-def test_detection_gap_is_covered_not_leaked(tmp_path, clip, video_protector, monkeypatch):
-    """The detector returns nothing for frames 5-8: the tracker's predicted region is pixelated."""
-    real = video_protector.detector.detect
+def blind_detector(monkeypatch, protector: Protector, first: int, last: int) -> None:
+    """The protector's detector finds nothing in calls ``first``..``last`` (one call per frame)."""
+    real = protector.detector.detect
     calls = {"n": 0}
 
-    def blind_for_a_while(image):
+    def blind(image):
         i = calls["n"]
         calls["n"] += 1
-        return [] if 5 <= i <= 8 else real(image)
+        return [] if first <= i <= last else real(image)
 
-    monkeypatch.setattr(video_protector.detector, "detect", blind_for_a_while)
+    monkeypatch.setattr(protector.detector, "detect", blind)
+
+
+def test_detection_gap_is_covered_not_leaked(tmp_path, clip, video_protector, monkeypatch):
+    """The detector returns nothing for frames 5-8: the tracker's predicted region is pixelated."""
+    blind_detector(monkeypatch, video_protector, 5, 8)
     out = tmp_path / "gap.mp4"
     report = protect_video(clip, out, protector=video_protector, seed=0, options=VideoOptions(blend_frames=3))
     monkeypatch.undo()
@@ -171,15 +176,7 @@ def test_person_lost_and_found_again_keeps_their_skin(tmp_path, clip, video_prot
     Re-identified by appearance it is the same track; without re-identification a new
     track starting where the old one ended inherits its skin; with neither, a new skin.
     """
-    real = video_protector.detector.detect
-    calls = {"n": 0}
-
-    def blind(image):
-        i = calls["n"]
-        calls["n"] += 1
-        return [] if 5 <= i <= 12 else real(image)
-
-    monkeypatch.setattr(video_protector.detector, "detect", blind)
+    blind_detector(monkeypatch, video_protector, 5, 12)
     out = tmp_path / "back.mp4"
     options = VideoOptions(max_missed=5, reid=policy == "reid", inherit_seconds=0.0 if policy == "neither" else 1.0)
     report = protect_video(clip, out, protector=video_protector, seed=0, options=options)
