@@ -193,9 +193,9 @@ def test_alteration_from_face_outcomes_counts_tracks_once():
 
 
 def test_donor_file_names_stay_out_of_the_manifest():
-    manifest = build_manifest(Alteration(3, ("s012", "photo-jane_doe_2019", "photo-x")))
+    manifest = build_manifest(Alteration(4, ("s012", "syn042", "photo-jane_doe_2019", "c-3f9a2b1c")))
     custom = [a for a in manifest["assertions"] if a["label"] == ASSERTION_LABEL][0]["data"]
-    assert custom["skin_ids"] == ["custom", "s012"]
+    assert custom["skin_ids"] == ["custom", "s012", "syn042"]  # the default set's ids are named, as built-ins
     assert "jane" not in str(manifest)
 
 

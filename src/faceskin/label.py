@@ -138,8 +138,9 @@ class Alteration:
         )
 
 
-#: Ids of the built-in skins (synthetic people); anything else is a user's donor.
-_BUILTIN_SKIN_ID = re.compile(r"^s\d{3}$")
+#: Ids of the built-in skins: the skin model's default set (``syn001``...) and the older cleaned
+#: donor set (``s030``...), all synthetic people; anything else is a user's donor or consented skin.
+_BUILTIN_SKIN_ID = re.compile(r"^(s|syn)\d{3}$")
 
 
 def public_skin_ids(skin_ids: Sequence[str]) -> list[str]:
