@@ -74,3 +74,35 @@ def test_geometry_keeps_the_persons_expression(astronaut_face):
         assert abs(gap(moved) - gap(L)) < 0.1 * gap(L) + 0.005 * fs
         for upper, lower, c0, c1 in ((159, 145, 33, 133), (386, 374, 362, 263)):
             assert abs(aspect(moved, upper, lower, c0, c1) - aspect(L, upper, lower, c0, c1)) < 0.02
+
+
+def test_skin_keeps_the_persons_colour(astronaut, astronaut_face):
+    # the donor brings lightness detail only: no colour cast from its lighting (measured before
+    # the change: 4.5-5.3 LAB units of cast on the cheeks and lips with these two skins)
+    from faceskin.donor import to_lab
+    from faceskin.library import SkinLibrary
+
+    L = astronaut_face.landmarks
+    library = SkinLibrary.default(seed=0)
+
+    def colour(img, idx):
+        return np.array([to_lab(img[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3]).reshape(-1, 3).mean(0)
+                         for x, y in L[idx, :2]])[:, 1:].mean(0)
+
+    for skin_id in ("syn015", "syn044"):
+        out = astronaut.copy()
+        render_skin(out, astronaut_face, library.by_id(skin_id))
+        for idx in ([50, 280, 4], regions.LIPS_OUTER):  # cheeks and nose tip, then the lips
+            assert np.abs(colour(out, idx) - colour(astronaut, idx)).max() < 3.5
+
+
+def test_forehead_outline_stays_at_the_hairline(astronaut_face):
+    # the outline follows the donor's from the eyes down; at the top of the forehead it is the
+    # hairline, and moving it would paint skin over hair
+    donor = builtin_skins()[1]
+    L = astronaut_face.landmarks
+    moved = morph_toward(L, donor.landmarks, 1.6, 1.5)
+    shift = np.linalg.norm(moved[regions.FACE_OVAL, :2] - L[regions.FACE_OVAL, :2], axis=1)
+    top = L[regions.FACE_OVAL, 1] < L[10, 1] + 0.02 * face_scale(L)
+    assert top.any() and shift[top].max() < 0.01 * face_scale(L)
+    assert shift.max() > 0.01 * face_scale(L)  # the jaw and cheek line still move
