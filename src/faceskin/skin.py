@@ -40,9 +40,7 @@ class SkinSettings:
     head_margin: float = 0.45  # the head around the face is warped smoothly out to this fraction of face size
     keep_eyes: bool = True  # the person's own eye openings (gaze, blinks)
     keep_mouth: bool = True  # the person's own inner mouth (teeth, tongue)
-    keep_brows: bool = False  # the person's own brows: natural, but they carry identity (SFace+dlib self-check 0.29 -> 0.49 on 30 London faces)
     chroma_detail: float = 0.0  # share of the skin's fine colour taken from the donor (the rest is the person's)
-    detail_limit: float = 0.0  # soft limit on the donor's lightness detail (LAB L units; 0 = none)
 
 
 def face_scale(landmarks: np.ndarray) -> float:
@@ -263,7 +261,7 @@ def head_warp(roi, at: np.ndarray, disp: np.ndarray, image_size, scale: float) -
 
 # Escalation steps when a skin still resembles the person (see protect.Protector._attempts).
 STRONGER = SkinSettings(geometry=1.6, outline=1.5, shading_sigma=0.25)
-STRONGEST = SkinSettings(geometry=2.0, outline=2.0, shading_sigma=0.4, detail_gain=1.3, keep_eyes=False, keep_brows=False)
+STRONGEST = SkinSettings(geometry=2.0, outline=2.0, shading_sigma=0.4, detail_gain=1.3, keep_eyes=False)
 
 
 def keypoints_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
@@ -325,21 +323,18 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
         skin = inside
     low = masked_blur(lab, skin.astype(np.float32), max(1.0, st.shading_sigma * fs), coarse=True)
     out_lab = low + st.detail_gain * detail
-    if st.detail_limit > 0:
-        # the model's deepest shading (eye sockets, folds at the mouth corners) reads as bruises
-        # and a sad mouth: soft-limit it
-        out_lab[..., 0] = low[..., 0] + st.detail_limit * np.tanh(st.detail_gain * detail[..., 0] / st.detail_limit)
     # the donor's detail is not zero-mean over the person's skin: keep the person's brightness
     out_lab[..., 0] += float(lab[..., 0][skin].mean() - out_lab[..., 0][skin].mean())
     # Colour is the person's own at every pixel: in the person's skin, colour hardly varies
     # with lightness (measured on London faces: slope of a, b against L in the detail band
     # ~0.01), so their a, b carry over to the donor's lightness unchanged. A donor's colour
     # detail brings the casts of its lighting (grey-green sockets, pale lips).
-    # Only the brows take the donor's colour (when they are the donor's at all).
+    # Only the brows take the donor's colour, as they are the donor's: the person's own brows look
+    # better but carry identity (self-check similarity 0.29 -> 0.49 on 30 London faces).
     brows = regions.polygon_mask(shape, local, [*regions.BROWS]).astype(np.float32) / 255
     brows = cv2.GaussianBlur(cv2.dilate(brows, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))),
                              (0, 0), k / 2)[..., None]
-    c = st.chroma_detail + (1 - st.chroma_detail) * brows * (not st.keep_brows)
+    c = st.chroma_detail + (1 - st.chroma_detail) * brows
     out_lab[..., 1:] = c * (low[..., 1:] + detail[..., 1:]) + (1 - c) * lab[..., 1:]
     skin_rgb = from_lab(out_lab)
 
@@ -350,8 +345,6 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
     alpha = alpha * alpha * (3 - 2 * alpha)
     kept = ([*regions.EYES] if st.keep_eyes else []) + ([regions.LIPS_INNER] if st.keep_mouth else [])
     holes = regions.polygon_mask(shape, local, kept).astype(np.float32) / 255
-    if st.keep_brows:
-        holes = np.maximum(holes, brows[..., 0])
     hs = max(0.6, fs * 0.006)
     # grow the openings by the blur radius first, so even a narrowed eye stays fully the person's
     kk = 2 * int(np.ceil(2 * hs)) + 1
