@@ -98,7 +98,10 @@ def test_escalation_strengthens_the_skin_that_hid_the_person_best(astronaut, pro
     class Check:
         limit = 0.3
 
-        def similarity(self, *args):
+        def reference(self, *args):
+            return None
+
+        def similarity_to(self, *args):
             skin_id, settings = painted[-1]
             order = list(dict.fromkeys(s for s, _ in painted))
             base = {0: 0.6, 1: 0.4}.get(order.index(skin_id), 0.7)

@@ -149,7 +149,7 @@ class Protector:
 
     def _skin(self, image: np.ndarray, out: np.ndarray, face: Face, outcome: FaceOutcome, used: set[str]) -> str | None:
         """Paint the first attempt that passes the identity self-check into ``out``; else a reason."""
-        before = keypoints_from_landmarks(face.landmarks)
+        ref = None if self.check is None else self.check.reference(image, keypoints_from_landmarks(face.landmarks))
         best = None
         scores: dict[str, float] = {}
         for skin, settings in self._attempts(image, face, used, scores):
@@ -157,7 +157,7 @@ class Protector:
             moved = render_skin(trial, face, skin, settings)
             sim = None
             if self.check is not None:
-                sim = self.check.similarity(image, trial, before, keypoints_from_landmarks(moved))
+                sim = self.check.similarity_to(ref, trial, keypoints_from_landmarks(moved))
                 scores[skin.skin_id] = min(sim, scores.get(skin.skin_id, np.inf))
             if best is None or (sim is not None and sim < best[0]):
                 best = (sim, skin, trial)
