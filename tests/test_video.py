@@ -227,7 +227,10 @@ class ScriptedCheck:
     def __init__(self, x: float) -> None:
         self.x, self.calls = x, 0
 
-    def similarity(self, original, protected, keypoints_before, keypoints_after) -> float:
+    def reference(self, original, keypoints_before):
+        return keypoints_before
+
+    def similarity_to(self, keypoints_before, protected, keypoints_after) -> float:
         self.calls += 1
         return 0.6 if keypoints_before[2][0] > self.x else 0.05
 
@@ -488,7 +491,10 @@ def test_a_track_takes_the_skin_with_room_under_the_self_check(astronaut, astron
     class Check:
         limit = 0.3
 
-        def similarity(self, *args):
+        def reference(self, *args):
+            return None
+
+        def similarity_to(self, *args):
             order = list(dict.fromkeys(painted))
             return {0: 0.29, 1: 0.32, 2: 0.2}.get(order.index(painted[-1]), 0.5)  # 3rd skin: clear pass
 
@@ -500,3 +506,59 @@ def test_a_track_takes_the_skin_with_room_under_the_self_check(astronaut, astron
     assert vp._pick_skin(st, astronaut, astronaut_face, 0, 0.0) is None
     third = list(dict.fromkeys(painted))[2]
     assert st.skin.skin_id == third
+
+
+def test_self_check_comes_back_within_check_every_frames_and_when_the_head_turns(astronaut_face, video_protector,
+                                                                                monkeypatch):
+    """A track's skin is re-checked at most ``check_every`` frames after its last check (the pick
+    counts as one), and at once when the head turns or the face grows; a failure then withdraws
+    the frames since that last check."""
+    from dataclasses import replace
+
+    import faceskin.video as v
+    from faceskin.landmarks import head_angles
+
+    monkeypatch.setattr(video_protector, "check", ScriptedCheck(x=np.inf), raising=False)
+    vp = VideoProtector(video_protector, VideoOptions(check_every=6, recheck_degrees=15.0, recheck_scale=0.25))
+    st = v._TrackState(report=v.TrackReport(track_id=1))
+    face = astronaut_face
+    assert vp._schedule_check(st, face, 10, picked=True) is None  # the pick rendered and checked frame 10
+    assert [vp._schedule_check(st, face, i, picked=False) for i in range(11, 17)] == [None] * 5 + [11]
+    a = np.radians(20.0)
+    turned = replace(face, pose=np.array([[np.cos(a), 0, np.sin(a), 0], [0, 1, 0, 0],
+                                          [-np.sin(a), 0, np.cos(a), 0], [0, 0, 0, 1]]) @ face.pose)
+    assert abs(head_angles(turned)[0] - head_angles(face)[0]) > 15.0
+    assert vp._schedule_check(st, turned, 18, picked=False) == 17
+    assert vp._schedule_check(st, turned, 19, picked=False) is None
+    centre = face.landmarks[:, :2].mean(0)
+    grown = replace(turned, landmarks=np.column_stack([(turned.landmarks[:, :2] - centre) * 1.3 + centre,
+                                                       turned.landmarks[:, 2] * 1.3]))
+    assert vp._schedule_check(st, grown, 20, picked=False) == 19
+
+
+def test_a_failed_skin_choice_is_retried_less_and_less_often(astronaut, astronaut_face, video_protector,
+                                                             monkeypatch):
+    """No skin hides this person: the choice is tried again after check_every frames, then twice
+    and four times as late (each try renders and checks several skins), and the track stays covered."""
+    import faceskin.video as v
+
+    class NeverHidden:
+        limit = 0.3
+
+        def reference(self, *args):
+            return None
+
+        def similarity_to(self, *args):
+            return 0.9
+
+    monkeypatch.setattr(video_protector, "check", NeverHidden(), raising=False)
+    vp = VideoProtector(video_protector, VideoOptions(check_every=5, pick_candidates=1), seed=0)
+    vp._live, vp._ended, vp._used = {}, [], set()
+    st = v._TrackState(report=v.TrackReport(track_id=1))
+    tries = []
+    for i in range(60):
+        before = st.failed_picks
+        assert vp._pick_skin(st, astronaut, astronaut_face, i, i / 25) is not None
+        if st.failed_picks > before:
+            tries.append(i)
+    assert tries == [0, 5, 15, 35, 55] and st.skin is None

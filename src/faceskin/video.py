@@ -40,9 +40,11 @@ where one ended less than ``inherit_seconds`` ago (centre within one face size,
 similar size) inherits that track's skin if it is free. Anyone else gets a new
 skin. ``--skin`` (``force_skin_id``) overrides all of this: one skin for all.
 
-Threads: the caller's thread decodes and analyses (detector, tracker,
-landmarks, skin choice), ``render_threads`` workers paint skins into frames in
-parallel, and one encoder thread covers and encodes. Memory is bounded by the
+Threads: the caller's thread decodes and analyses (tracker, landmarks, skin
+choice) while one detector thread already runs on the next frame,
+``render_threads`` workers paint skins into frames in parallel (and run the
+identity self-check on a track's check frames), and one encoder thread covers
+and encodes. Memory is bounded by the
 look-ahead (a few frames) plus a few frames in flight and the codecs' own
 buffers, whatever the clip length; the output appears only when complete (see
 :mod:`faceskin.videofile`), and an exception or Ctrl-C leaves nothing under
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import threading
 import time
@@ -69,6 +72,7 @@ import numpy as np
 from faceskin.errors import OutputError
 from faceskin.faces import Face
 from faceskin.fallback import cover_face, head_region
+from faceskin.landmarks import head_angles
 from faceskin.library import measure_tone
 from faceskin.protect import Protector
 from faceskin.skin import STRONGER, SkinSettings, face_scale, keypoints_from_landmarks, render_skin
@@ -107,7 +111,9 @@ class VideoOptions:
     beta: float = 40.0  # how fast the cut-off opens with speed (per face size / s): lips move fast
     d_cutoff: float = 1.0  # smoothing of the filter's speed estimate (Hz)
     render_threads: int = 2  # skins painted in parallel, one frame per thread
-    check_every: int = 4  # every Nth frame each skin passes the identity self-check (<= look-ahead, see _withdraw)
+    check_every: int = 12  # most frames between two self-checks of a track's skin (<= look-ahead, see _withdraw)
+    recheck_degrees: float = 15.0  # a head turned or tilted this far since its last self-check is checked again
+    recheck_scale: float = 0.25  # so is a face grown or shrunk by this fraction
     pick_candidates: int = 5  # skins tried when a track gets its skin (see VideoProtector._pick_skin)
     pick_headroom: float = 0.06  # a skin is taken at once only this far under the self-check limit
     retry_seconds: float = 1.0  # a track whose skin failed the self-check is covered this long, then re-skinned
@@ -227,6 +233,7 @@ class _Entry:
     skinnable: bool
     reason: str = ""
     first: bool = False  # the track's first frame (always covered, so never painted)
+    check_since: int | None = None  # a self-check frame: the first frame since the track's previous check
 
 
 @dataclass
@@ -251,8 +258,10 @@ class _TrackState:
     settings: SkinSettings | None = None  # the protector's, or STRONGER once the self-check asked for it
     retry_at: int = 0  # after a failed skin choice, the frame to try again (choosing costs renders)
     failure: str = ""  # why the last skin choice failed
+    failed_picks: int = 0  # skin choices that found no skin hiding this person
     withdrawn: list = field(default_factory=list)  # (first, end) frames covered after a failed self-check
     repicked: int = 0  # how many of ``withdrawn`` were followed by a new skin choice
+    checked: tuple[int, float, float, float] | None = None  # (frame, yaw, pitch, face scale) of the last check
 
 
 def _reason_kind(reason: str) -> str:
@@ -395,7 +404,12 @@ class VideoProtector:
     # ------------------------------------------------------------ analysis (frame enters the buffer)
 
     def _candidates(self, state: _TrackState, image: np.ndarray, face: Face, t: float, count: int = 3) -> list:
-        """Skins this track may wear, best first: an ended neighbour's (inherit), then by tone."""
+        """Skins this track may wear, best first: an ended neighbour's (inherit), then by tone.
+
+        Tone-chosen ones are library entries, not drawn yet (``library.by_id``
+        draws one): a model skin takes ~0.1 s to draw and the first candidate
+        usually fits, so the others are drawn only if they are tried.
+        """
         p = self.protector
         if p.options.force_skin_id:
             return [p.library.by_id(p.options.force_skin_id)]
@@ -414,7 +428,7 @@ class VideoProtector:
         exclude = (live | self._used) if fresh else live  # unused skins first, then any not worn right now
         tone = measure_tone(image, face)
         for _ in range(max(1, count)):
-            skin = p.library.choose(tone, exclude=exclude | {c.skin_id for c in out})
+            skin = p.library.pick(tone, exclude=exclude | {c.skin_id for c in out})
             if skin.skin_id in live or any(c.skin_id == skin.skin_id for c in out):
                 break  # the library ran out (choose then ignores exclude)
             out.append(skin)
@@ -423,14 +437,19 @@ class VideoProtector:
     def _pick_skin(self, st: _TrackState, image: np.ndarray, face: Face, index: int, t: float) -> str | None:
         """Give the track its skin (and settings): the candidate that hides the person best.
 
-        A track keeps its skin for the whole clip and every ``check_every``-th
-        frame re-checks it, so a skin that only just passes on this frame fails
+        A track keeps its skin for the whole clip and its self-checks
+        (:meth:`_schedule_check`) re-check it, so a skin that only just passes on this frame fails
         a few frames later (another expression, another angle) and the person
         spends the clip under a cover: with the model's skins that was 66 of 75
         frames on one GRID clip. So more candidates are tried than in a photo,
         a skin is taken at once only with ``pick_headroom`` to spare, and
         otherwise the two best are tried at ``STRONGER`` and the lowest
         similarity wins. Returns why none fits.
+
+        A failed choice is tried again ``check_every`` frames later, then twice
+        and four times as late: each try renders and checks up to seven skins
+        (~0.5 s), and the same face in the same light mostly fails again a few
+        frames on; the track is covered meanwhile.
         """
         p = self.protector
         if index < st.retry_at:
@@ -440,19 +459,20 @@ class VideoProtector:
             return "no free skin in the library for another person"
         check = getattr(p, "check", None)
         first = p.options.first_settings(face)
-        chosen = (candidates[0], first)
+        chosen = (p.library.by_id(candidates[0].skin_id), first)
         if check is not None:
-            kp = keypoints_from_landmarks(face.landmarks)
+            ref = check.reference(image, keypoints_from_landmarks(face.landmarks))
             good_enough = check.limit - self.options.pick_headroom
             tried: list[tuple[float, object, SkinSettings]] = []
 
-            def attempt(skin, settings) -> bool:
+            def attempt(entry, settings) -> bool:
                 trial = image.copy()
                 try:
+                    skin = p.library.by_id(entry.skin_id)
                     moved = render_skin(trial, face, skin, settings)
                 except Exception:  # noqa: BLE001 - a skin that cannot render is simply not chosen
                     return False
-                sim = check.similarity(image, trial, kp, keypoints_from_landmarks(moved))
+                sim = check.similarity_to(ref, trial, keypoints_from_landmarks(moved))
                 tried.append((sim, skin, settings))
                 return sim <= good_enough
 
@@ -461,7 +481,8 @@ class VideoProtector:
                 any(attempt(skin, STRONGER) for _, skin, _ in ranked)
             best = min(tried, key=lambda x: x[0]) if tried else None
             if best is None or best[0] > check.limit:
-                st.retry_at = index + self.options.check_every
+                st.retry_at = index + self.options.check_every * 2 ** min(st.failed_picks, 2)
+                st.failed_picks += 1
                 st.failure = ("skin render failed" if best is None else
                               f"skin did not hide identity (self-check similarity {best[0]:.2f} > {check.limit:.2f})")
                 return st.failure
@@ -475,18 +496,21 @@ class VideoProtector:
         self._used.add(st.skin.skin_id)
         return None
 
-    def _analyse(self, frame, dt: float) -> _Frame:
+    def _detect(self, rgb: np.ndarray) -> list[Face]:
+        t0 = time.perf_counter()
+        faces = self.protector.detector.detect(rgb)
+        self._spent("detect", time.perf_counter() - t0)
+        return faces
+
+    def _analyse(self, frame, dt: float, faces: list[Face]) -> _Frame:
+        """Track this frame's detected ``faces``, fit their landmarks and give new tracks a skin."""
         o, p = self.options, self.protector
         rgb = frame.rgb
         h, w = rgb.shape[:2]
         rec = _Frame(frame.index, frame.pts, frame.time, rgb.copy(), rgb)
-        t0 = time.perf_counter()
-        faces = p.detector.detect(rgb)
         t1 = time.perf_counter()
         tracks = self.tracker.update(faces, dt=dt, frame=rgb, frame_size=(w, h))
-        t2 = time.perf_counter()
-        self._spent("detect", t1 - t0)
-        self._spent("track", t2 - t1)
+        self._spent("track", time.perf_counter() - t1)
 
         alive = {t.id for t in tracks}
         for tid in list(self._live):
@@ -543,11 +567,49 @@ class VideoProtector:
             if reason is None:
                 smoothed = st.smoother(face.landmarks, frame.time, scale=max(face_scale(face.landmarks), 1.0))
                 face = replace(face, landmarks=smoothed)
-                if st.skin is None:
+                picked = st.skin is None
+                if picked:
                     reason = self._pick_skin(st, rgb, face, frame.index, frame.time)
+            entry = _Entry(face, True, reason is None, reason or "", first=st.report.detected == 1)
+            if reason is None:
+                entry.check_since = self._schedule_check(st, face, frame.index, picked)
             self._spent("landmarks", time.perf_counter() - t3)
-            rec.entries[track.id] = _Entry(face, True, reason is None, reason or "", first=st.report.detected == 1)
+            rec.entries[track.id] = entry
         return rec
+
+    def _schedule_check(self, st: _TrackState, face: Face, index: int, picked: bool) -> int | None:
+        """Whether this skinned frame of a track gets the identity self-check; if so, the first
+        frame since the track's previous check (the frames a failure withdraws).
+
+        Why not every frame: a check embeds the original and the skinned face
+        with SFace and dlib (~0.2 s a face on one core, most of the pipeline's
+        work when done every few frames), and within a track what it measures
+        hardly changes: the skin and its settings stay the same, the person is
+        the same, and the skin was picked with ``pick_headroom`` under the limit
+        on the track's own face (the pick is this track's first check). What
+        does change it is pose and size, so a track is checked again at most
+        ``check_every`` frames on, and at once when its head has turned or
+        tilted by ``recheck_degrees`` or its size changed by ``recheck_scale``
+        since the last check. Expression moves the similarity too, by up to
+        0.12 over 12 frames on the GRID talking heads: that is inside the
+        margin the limit keeps under the recognizers' own thresholds
+        (``bench/video_leaks.py``: 0 leaked GRID frames). A failed check
+        withdraws every frame since the previous one, which ``check_every <=
+        lookahead`` keeps in the buffer.
+        """
+        o = self.options
+        if getattr(self.protector, "check", None) is None:
+            return None
+        yaw, pitch, _ = head_angles(face)
+        scale = max(face_scale(face.landmarks), 1.0)
+        last, st.checked = st.checked, (index, yaw, pitch, scale)
+        if picked:
+            return None  # the pick rendered and checked this very face with this skin
+        if last is not None and index - last[0] < o.check_every and abs(yaw - last[1]) < o.recheck_degrees \
+                and abs(pitch - last[2]) < o.recheck_degrees and abs(math.log(scale / last[3])) < math.log1p(o.recheck_scale):
+            st.checked = last
+            return None
+        return index - o.check_every + 1 if last is None else max(last[0] + 1, index - o.check_every + 1)
 
     def _backfill(self, box: np.ndarray, index: int) -> None:
         o = self.options
@@ -562,16 +624,13 @@ class VideoProtector:
                 f = (rec.index - i0) / (i1 - i0)
                 rec.extra.append(("gap", Face(box=_interpolate(b0, b1, f), score=0.0)))
 
-    def _check_frame(self, index: int) -> bool:
-        return getattr(self.protector, "check", None) is not None and index % self.options.check_every == 0
-
     def _render_skins(self, rec: _Frame, after: Future | None = None) -> None:
         """Paint this frame's skins; a failed render or self-check makes that entry a cover instead.
 
-        On every ``check_every``-th frame each skin is re-embedded against the
-        original face (the protector's identity check). A failure escalates the
+        On a track's self-check frames (:meth:`_schedule_check`) its skin is
+        re-embedded against the original face (the protector's identity check). A failure escalates the
         track to ``STRONGER`` for good; if even that does not hide the person,
-        this frame and the unchecked ones since the previous check frame are
+        this frame and the unchecked ones since the track's previous check are
         withdrawn (covered) and the track is covered for ``retry_seconds``.
         ``after`` is the previous check frame's painting: waiting for it makes
         every escalation apply from the same frame on, however the painters
@@ -581,7 +640,6 @@ class VideoProtector:
             after.result()
         t0 = time.perf_counter()
         check = getattr(self.protector, "check", None)
-        checking = self._check_frame(rec.index)
         for tid, e in rec.entries.items():
             if not e.skinnable:
                 continue
@@ -591,20 +649,21 @@ class VideoProtector:
             if any(a <= rec.index < b for a, b in st.withdrawn):
                 e.skinnable, e.reason = False, WITHDRAWN
                 continue
+            checking = e.check_since is not None
             before = rec.image.copy() if checking else None
             try:
                 moved = render_skin(rec.image, e.face, st.skin, st.settings)
                 if checking:
-                    kp = keypoints_from_landmarks(e.face.landmarks)
-                    sim = check.similarity(rec.original, rec.image, kp, keypoints_from_landmarks(moved))
+                    ref = check.reference(rec.original, keypoints_from_landmarks(e.face.landmarks))
+                    sim = check.similarity_to(ref, rec.image, keypoints_from_landmarks(moved))
                     if sim > check.limit and st.settings is not STRONGER:
                         st.settings = STRONGER
                         rec.image[:] = before
                         moved = render_skin(rec.image, e.face, st.skin, STRONGER)
-                        sim = check.similarity(rec.original, rec.image, kp, keypoints_from_landmarks(moved))
+                        sim = check.similarity_to(ref, rec.image, keypoints_from_landmarks(moved))
                     if sim > check.limit:
                         rec.image[:] = before
-                        first = rec.index - self.options.check_every + 1  # since the last check frame
+                        first = e.check_since
                         st.withdrawn.append((first, rec.index + max(1, round(self.options.retry_seconds * self._fps))))
                         self._withdraw(tid, first, rec.index + self.options.lookahead)
                         continue
@@ -779,16 +838,19 @@ class VideoProtector:
                 audio_templates=items.audio_streams, colour=reader.colour,
                 sample_aspect_ratio=reader.sample_aspect_ratio, keep_metadata=keep_metadata, metadata=reader.metadata,
             )
-            # Three stages: this thread decodes and analyses frame t (detector, tracker,
-            # landmarks, skin choice); ``render_threads`` workers paint skins, frames in
-            # parallel; one encoder thread covers and encodes frame t - lookahead once every
-            # frame it may look at is painted. The analysis of frame t only adds covers to
-            # frames >= t - lookahead, which the encoder has not reached yet.
+            # Four stages: this thread decodes frame t + 1 and hands it to the detector thread,
+            # then analyses frame t (tracker, landmarks, skin choice) with its detections;
+            # ``render_threads`` workers paint skins, frames in parallel; one encoder thread
+            # covers and encodes frame t - lookahead once every frame it may look at is painted.
+            # The analysis of frame t only adds covers to frames >= t - lookahead, which the
+            # encoder has not reached yet.
+            detector = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceskin-detect")
             painters = ThreadPoolExecutor(max_workers=max(1, o.render_threads), thread_name_prefix="faceskin-paint")
             encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceskin-encode")
             painting: deque[Future] = deque()
             encoding: deque[Future] = deque()
             last_check: Future | None = None  # the painting of the latest self-check frame
+            packets: list = []  # audio demuxed since the last frame was handed to the encoder
 
             def encode(rec: _Frame | None, packets: list, painted: list[Future]) -> None:
                 for packet in packets:
@@ -814,6 +876,18 @@ class VideoProtector:
                 if progress is not None:
                     progress(writer.frames_written, total)
 
+            def analyse(frame, dt: float, faces: Future) -> None:
+                nonlocal last_check, packets
+                rec = self._analyse(frame, dt, faces.result())
+                self._pending.append(rec)
+                self._by_index[rec.index] = rec
+                painting.append(painters.submit(self._render_skins, rec, last_check))
+                if any(e.check_since is not None for e in rec.entries.values()):
+                    last_check = painting[-1]
+                if len(self._pending) > o.lookahead:
+                    submit_encode(self._pending.popleft(), packets)
+                    packets = []
+
             def submit_encode(rec: _Frame | None, packets: list) -> None:
                 while encoding and (len(encoding) > 2 or encoding[0].done()):
                     encoding.popleft().result()  # bounded backlog; re-raises a worker's error here
@@ -824,7 +898,7 @@ class VideoProtector:
             try:
                 with writer:
                     last_time = None
-                    packets: list = []
+                    detected: deque[tuple] = deque()  # (frame, dt, its detections) waiting for analysis
                     iterator = iter(items)
                     while True:
                         t0 = time.perf_counter()
@@ -837,15 +911,11 @@ class VideoProtector:
                             continue
                         dt = 1.0 if last_time is None else max((item.time - last_time) * nominal_fps, 1e-3)
                         last_time = item.time
-                        rec = self._analyse(item, dt)
-                        self._pending.append(rec)
-                        self._by_index[rec.index] = rec
-                        painting.append(painters.submit(self._render_skins, rec, last_check))
-                        if self._check_frame(rec.index):
-                            last_check = painting[-1]
-                        if len(self._pending) > o.lookahead:
-                            submit_encode(self._pending.popleft(), packets)
-                            packets = []
+                        detected.append((item, dt, detector.submit(self._detect, item.rgb)))
+                        if len(detected) > 1:
+                            analyse(*detected.popleft())
+                    while detected:
+                        analyse(*detected.popleft())
                     while self._pending:
                         submit_encode(self._pending.popleft(), packets)
                         packets = []
@@ -856,6 +926,7 @@ class VideoProtector:
                 # never let the writer close (or delete its temp file) under a running job
                 encoder.shutdown(wait=True, cancel_futures=True)
                 painters.shutdown(wait=True, cancel_futures=True)
+                detector.shutdown(wait=True, cancel_futures=True)
             self.report.audio_packets = writer.audio_packets_written
             self.report.frames = writer.frames_written
         self.report.seconds = time.perf_counter() - started
