@@ -34,7 +34,6 @@ sys.path.insert(0, os.environ.get("FACESKIN_SRC") or str(ROOT / "src"))
 
 from faceskin.audit import Auditor, audit, write_json  # noqa: E402
 from faceskin.detect import box_iou  # noqa: E402
-from faceskin.fallback import BLOCKS_ACROSS  # noqa: E402
 
 DATA = Path(os.environ.get("FACESKIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -97,7 +96,7 @@ def main() -> None:
     print(f"audit JSON: {work / f'{args.clip}.audit.json'}\n")
     recs = {r["name"]: r for r in result.recognizers}
     print("| frame | audit track | face px | found by | audit state | protect track | method | reason | "
-          "cover block px | recognizer: similarity / threshold / closest cover |")
+          "protect box px | recognizer: similarity / threshold / closest cover |")
     print("|---:|---:|---:|---|---|---:|---|---|---:|---|")
     methods = Counter()
     for f in (f for f in result.faces if f.leaked):
@@ -108,8 +107,7 @@ def main() -> None:
             if v > iou:
                 best, iou = row, v
         if best is not None:
-            width = best["box"][2] - best["box"][0]
-            block = f"{max(2.0, width / BLOCKS_ACROSS):.1f}"
+            block = f"{best['box'][2] - best['box'][0]:.0f}"
             who = (f"{best['track']} ({best['skin'] or 'no skin'}, IoU {iou:.2f})" if best["track"] is not None
                    else f"- (IoU {iou:.2f})")
             method, reason = best["method"], best["reason"] or "-"

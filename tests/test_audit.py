@@ -178,6 +178,27 @@ def test_covered_face_leaks_nothing_and_background_is_untouched(tmp_path, astron
     assert out["psnr_db"] == "inf" and out["pixels_changed"] == 0 and out["pixels_compared"] > 0
 
 
+def test_small_faces_under_the_fallback_cover_leak_nothing(tmp_path, astronaut, detector, auditor):
+    """Three small copies of one face (about 24, 29 and 41 px), each under ``cover_face``: nothing is left."""
+    canvas = np.full((200, 440, 3), 128, np.uint8)
+    x = 5
+    for s in (0.2, 0.27, 0.35):
+        t = cv2.resize(astronaut, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        canvas[: t.shape[0], x : x + t.shape[1]] = t
+        x += t.shape[1] + 5
+    faces = detector.detect(canvas)
+    assert len(faces) == 3 and max(f.size for f in faces) < 64
+    a = save(tmp_path / "a.png", canvas)
+    for seed in range(3):
+        out = canvas.copy()
+        rng = np.random.default_rng(seed)
+        for f in faces:
+            cover_face(out, f, rng, 0.1)
+        r = audit(a, save(tmp_path / "b.png", out), auditor=auditor, thumbnails=False, fidelity=False)
+        assert len(r.faces) == 3 and not r.leaked, [(f.size, f.matched) for f in r.faces]
+        assert all(f.state == "covered" for f in r.faces)
+
+
 def test_the_controls_never_discount_a_bare_face(tmp_path, astronaut, hopper, auditor):
     """Two people in one frame (each the other's impostor), and a ~17 px face: left bare, all leak."""
     canvas = np.full((360, 520, 3), 128, np.uint8)

@@ -179,7 +179,7 @@ def _protect_video(src: Path, output: Optional[Path], *, skin, donor, seed, skin
         skins = sorted({t.skin_id for t in r.tracks if t.skin_id})
         detail = (f"{len(r.tracks)} track(s), skins {', '.join(skins) or 'none'}; face-frames: "
                   f"{ff.get('skin', 0)} skinned, {ff.get('blend', 0)} blended, "
-                  f"{ff.get('fallback', 0) + ff.get('predicted', 0)} pixelated" if r.tracks else "no faces found")
+                  f"{ff.get('fallback', 0) + ff.get('predicted', 0)} covered" if r.tracks else "no faces found")
         out.print(f"{src}: {r.frames} frames, {detail} -> {target} [{r.seconds:.1f}s, {r.throughput:.1f} frames/s]",
                   soft_wrap=True)
 
@@ -223,7 +223,7 @@ def protect(
     crf: float = typer.Option(18.0, "--crf", min=0, max=51, help="Video: H.264 quality, lower is better and larger."),
     preset: str = typer.Option("veryfast", "--preset", help="Video: x264 speed preset (ultrafast ... veryslow)."),
     margin: float = typer.Option(0.1, "--margin", min=0.0, max=2.0,
-                                 help="Video: grow every pixelated cover by this fraction of the head size."),
+                                 help="Video: grow every fallback cover by this fraction of the head size."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
     no_label: bool = typer.Option(False, "--no-label", help="Write no signed content credentials (C2PA)."),
     sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help="Your own signing certificate chain (PEM)."),
@@ -233,7 +233,7 @@ def protect(
     audit_output: bool = typer.Option(False, "--audit", help="Audit each output against its input before publishing it; on a leak keep it only as NAME.leaked.EXT and exit 1."),
     audit_report: Optional[Path] = typer.Option(None, "--audit-report", help="With --audit (implied): write the audit reports (HTML + JSON) to this folder, or this file for one output. Default: only for a leak, beside the kept file."),
 ) -> None:
-    """Wrap every face with a synthetic skin; faces that cannot take one are pixelated.
+    """Wrap every face with a synthetic skin; faces that cannot take one are covered.
 
     Every output is signed as altered media (C2PA) and invisibly watermarked;
     run `faceskin keys init` once, or pass --no-label.
@@ -285,7 +285,7 @@ def protect(
                 if not r.faces:
                     out.print(f"{src}: no faces found; written to {dst} unchanged apart from metadata")
                 else:
-                    fb = f", {r.fallbacks} pixelated ({'; '.join(sorted({f.reason for f in r.faces if f.method == 'fallback'}))})" if r.fallbacks else ""
+                    fb = f", {r.fallbacks} covered ({'; '.join(sorted({f.reason for f in r.faces if f.method == 'fallback'}))})" if r.fallbacks else ""
                     worn = sorted({f.skin_id for f in r.faces if f.skin_id})
                     skins = f" (skins {', '.join(worn)})" if worn else ""
                     out.print(f"{src}: {len(r.faces)} face(s): {r.skinned} skinned{skins}{fb} -> {dst} [{r.seconds:.2f}s]")
