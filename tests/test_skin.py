@@ -106,3 +106,18 @@ def test_forehead_outline_stays_at_the_hairline(astronaut_face):
     top = L[regions.FACE_OVAL, 1] < L[10, 1] + 0.02 * face_scale(L)
     assert top.any() and shift[top].max() < 0.01 * face_scale(L)
     assert shift.max() > 0.01 * face_scale(L)  # the jaw and cheek line still move
+
+
+def test_mouth_and_chin_keep_their_height_on_the_face(astronaut_face):
+    # how far the mouth and chin sit below the nose reads as how open the jaw is: identity
+    # geometry moves them across the face only
+    L = astronaut_face.landmarks
+    top, chin = L[10, :2], L[152, :2]
+    down = (chin - top) / np.linalg.norm(chin - top)
+    lower = [14, 17, 152, 148, 377]  # lower lip, chin, jaw
+    for donor in builtin_skins()[:4]:
+        moved = morph_toward(L, donor.landmarks, 1.6, 1.5)
+        along = (moved[lower, :2] - L[lower, :2]) @ down
+        assert np.abs(along).max() < 0.005 * face_scale(L)
+        across = (moved[:, :2] - L[:, :2]) - ((moved[:, :2] - L[:, :2]) @ down)[:, None] * down
+        assert np.linalg.norm(across[lower], axis=1).max() > 0.002 * face_scale(L)  # still moves across
