@@ -508,6 +508,21 @@ def test_a_track_takes_the_skin_with_room_under_the_self_check(astronaut, astron
     assert st.skin.skin_id == third
 
 
+def test_a_skin_that_only_just_passed_is_checked_more_often(astronaut_face, video_protector, monkeypatch):
+    """A last check with less than ``pick_headroom`` to spare brings the next one after
+    ``check_every_close`` frames, not ``check_every`` (GRID lbbc2a: a skin checked at 0.27-0.30
+    reached SFace's match threshold between two checks 12 frames apart)."""
+    import faceskin.video as v
+
+    monkeypatch.setattr(video_protector, "check", ScriptedCheck(x=np.inf), raising=False)  # limit 0.2
+    vp = VideoProtector(video_protector, VideoOptions(check_every=12, check_every_close=3, pick_headroom=0.06))
+    for similarity, due in ((0.05, 12), (0.17, 3)):
+        st = v._TrackState(report=v.TrackReport(track_id=1), similarity=similarity)
+        assert vp._schedule_check(st, astronaut_face, 0, picked=True) is None
+        calls = [vp._schedule_check(st, astronaut_face, i, picked=False) for i in range(1, due + 1)]
+        assert calls == [None] * (due - 1) + [1]
+
+
 def test_self_check_comes_back_within_check_every_frames_and_when_the_head_turns(astronaut_face, video_protector,
                                                                                 monkeypatch):
     """A track's skin is re-checked at most ``check_every`` frames after its last check (the pick
