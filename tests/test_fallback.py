@@ -56,3 +56,18 @@ def test_the_cover_keeps_nothing_of_the_face_layout(astronaut, detector, side):
         level.append(coarse.std())
     assert abs(np.mean(layout)) < 0.15  # noise only: no correlation with the face left
     assert np.mean(level) < 8.0 and orig.std() > 30  # a 5-block mosaic with block noise: ~16 and more
+
+
+def test_small_faces_get_a_flat_fill_large_ones_a_grain():
+    # a grain on a small face is texture at feature scale for a recognizer: below FLAT_BELOW the
+    # cover is flat, from FULL_GRAIN_FROM on it has the full grain
+    from faceskin.faces import Face
+    from faceskin.fallback import FLAT_BELOW, FULL_GRAIN_FROM, GRAIN_NOISE, cover_face
+
+    for size, expect in ((FLAT_BELOW - 10, (0.0, 1.0)), (FULL_GRAIN_FROM + 20, (0.7 * GRAIN_NOISE, 1.3 * GRAIN_NOISE))):
+        img = np.full((400, 400, 3), 100, np.uint8)
+        c = 200
+        cover_face(img, Face(box=np.array([c - size / 2, c - size / 2, c + size / 2, c + size / 2]), score=1.0),
+                   np.random.default_rng(0))
+        inner = img[int(c - size / 4):int(c + size / 4), int(c - size / 4):int(c + size / 4)].astype(float).mean(2)
+        assert expect[0] <= inner.std() <= expect[1], (size, inner.std())
