@@ -138,6 +138,8 @@ def main() -> None:
     ap.add_argument("--outputs", type=Path, default=Path("/tmp/faceskin-video-leaks"), help="where outputs go")
     ap.add_argument("--every", type=int, default=1, help="check every Nth frame (1 = all)")
     ap.add_argument("--crops", type=Path, help="save original|output crops of leaked faces here")
+    ap.add_argument("--reuse", action="store_true",
+                    help="check the outputs already in --outputs instead of protecting again (stale after a code change)")
     args = ap.parse_args()
 
     paths = sorted((DATA / "videos").glob(f"{args.clips}.mp4"))
@@ -157,7 +159,7 @@ def main() -> None:
     rows = []
     for src in paths:
         out, saved = outputs / f"{src.stem}.skinned.mp4", outputs / f"{src.stem}.report.json"
-        if out.exists() and saved.exists():
+        if args.reuse and out.exists() and saved.exists():
             report = json.loads(saved.read_text())
         else:
             r = skins.run(src, out, audio=False)
