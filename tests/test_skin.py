@@ -121,3 +121,13 @@ def test_mouth_and_chin_keep_their_height_on_the_face(astronaut_face):
         assert np.abs(along).max() < 0.005 * face_scale(L)
         across = (moved[:, :2] - L[:, :2]) - ((moved[:, :2] - L[:, :2]) @ down)[:, None] * down
         assert np.linalg.norm(across[lower], axis=1).max() > 0.002 * face_scale(L)  # still moves across
+
+
+def test_eyes_move_but_keep_their_size(astronaut_face):
+    # scaling an eye toward the donor's width reads as a change of openness (blinks)
+    L = astronaut_face.landmarks
+    for donor in builtin_skins()[:4]:
+        moved = morph_toward(L, donor.landmarks, 1.6, 1.5)
+        for a, b in ((33, 133), (362, 263)):
+            assert abs(np.linalg.norm(moved[a, :2] - moved[b, :2]) - np.linalg.norm(L[a, :2] - L[b, :2])) < 0.01 * face_scale(L)
+        assert np.linalg.norm(moved[[33, 133, 362, 263], :2] - L[[33, 133, 362, 263], :2], axis=1).max() > 0.002 * face_scale(L)
