@@ -186,7 +186,7 @@ def merge_faces(
     A box mostly inside another counts as the same face whatever the IoU.
     A weak box (score < ``weak``) sharing ``weak_overlap`` of its area with a
     stronger face is that face's echo: RetinaFace reports neck-and-chest boxes
-    under portraits at 0.6-0.75, and covering them would pixelate the skin.
+    under portraits at 0.6-0.75, and covering them would cover the skin.
     """
     order = sorted(faces, key=lambda f: -f.score)
     kept: list[Face] = []

@@ -89,7 +89,7 @@ class LabelError(FaceskinError):
 class Alteration:
     """What faceskin did to one output; everything here ends up in the signed manifest.
 
-    ``faces_obscured`` counts faces covered by the fallback (pixelation)
+    ``faces_obscured`` counts faces covered by the fallback (a fill of the head region)
     instead of a skin. ``watermark_run_id`` is the invisible mark's payload,
     or None when no mark was embedded; ``watermark_scope`` is "faces" or
     "frame".

@@ -10,10 +10,10 @@ possible without ever showing a face:
 * **Missed frames are covered.** A track the detector misses keeps being
   reported by the tracker (up to ``max_missed`` frames) and its
   ``cover_box`` (last box united with the uncertainty-grown prediction) is
-  pixelated. When the face is found again, the gap frames still in the buffer
+  covered. When the face is found again, the gap frames still in the buffer
   also get a cover on the box interpolated between the two detections.
 * **Track edges are covered.** The first and last detected frame of every
-  run of detections (``edge_frames``) get the pixelation cover, whatever their
+  run of detections (``edge_frames``) get the fallback cover, whatever their
   landmarks say: a face entering, leaving or being lost is the least reliable
   fit. A new track also covers its first box in the ``backfill_frames``
   frames *before* its first detection, which are still in the buffer: a face
@@ -25,7 +25,7 @@ possible without ever showing a face:
   again, so the original face is never in a blend. It is off by default:
   ``bench/video_leaks.py`` found the only recognisable GRID frames (3 of ~50
   blend frames, none of the skinned or covered ones) in blends, where the
-  pixelation washes out the donor's texture but not the person's own eyes and
+  cover washes out the donor's texture but not the person's own eyes and
   mouth that the skin keeps. Full covers are painted last, so a neighbour's
   skin or blend never paints over one.
 
@@ -94,7 +94,7 @@ FrameHook = Callable[[np.ndarray, "list[np.ndarray]"], np.ndarray]
 class VideoOptions:
     """Knobs of the video pipeline; defaults suit 25-60 fps footage."""
 
-    margin: float = 0.1  # grows every pixelation cover, fraction of the head size
+    margin: float = 0.1  # grows every fallback cover, fraction of the head size
     blend_frames: int = 0  # cross-fade length between skin and cover (0: switch; see the module docstring)
     edge_frames: int = 1  # covered frames at each end of a run of detections
     backfill_frames: int = 3  # frames before a new track's first detection that get its cover
@@ -984,7 +984,7 @@ def protect_video(
     in every frame. ``protector`` defaults to ``for_video(Protector(...))``; a
     given one is used as it is (pass it through :func:`for_video` for speed).
     ``seed`` makes skin choice and cover noise reproducible. ``margin`` grows
-    every pixelation cover (fraction of the head size). ``progress(done,
+    every fallback cover (fraction of the head size). ``progress(done,
     total)`` is called after each encoded frame (``total`` may be None), from
     the encoder thread. ``frame_hook(rgb, boxes)`` gets every finished frame
     and the boxes of all its protected face regions, on the encoder thread, and
