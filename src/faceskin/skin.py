@@ -86,6 +86,12 @@ _CHIN = 152
 _NOSE_TIP = 1
 
 
+def _down(landmarks: np.ndarray) -> np.ndarray:
+    """Unit vector from the top of the forehead to the chin: the face's own "down" in the image."""
+    top, chin = landmarks[10, :2], landmarks[_CHIN, :2]
+    return (chin - top) / max(float(np.linalg.norm(chin - top)), 1e-6)
+
+
 def _jaw_weight(points: np.ndarray, down: np.ndarray) -> np.ndarray:
     """0 above the mouth, rising to 1 at the chin: how much a vertex moves with the jaw."""
     y = points[:, :2] @ down
@@ -101,13 +107,8 @@ def with_jaw_of(donor: np.ndarray, target: np.ndarray) -> np.ndarray:
     target's jaw and take its speech away. Opening the donor's jaw first keeps
     the jaw the target's expression.
     """
-    def frame(L):
-        top, chin = L[10, :2], L[_CHIN, :2]
-        down = (chin - top) / max(np.linalg.norm(chin - top), 1e-6)
-        return down, float(np.linalg.norm(chin - top))
-
-    down_t, fs_t = frame(target)
-    down_d, fs_d = frame(donor)
+    down_t, fs_t = _down(target), face_scale(target)
+    down_d, fs_d = _down(donor), face_scale(donor)
     gap = lambda L, d: float((L[_LOWER_LIP, :2] - L[_UPPER_LIP, :2]) @ d)  # noqa: E731
     delta = gap(target, down_t) / fs_t * fs_d - gap(donor, down_d)
     out = donor.copy()
@@ -135,7 +136,7 @@ def morph_toward(target: np.ndarray, donor: np.ndarray, amount: float, outline: 
     per_vertex = amount * (aligned[:, :2] - pts)
     blended = np.zeros_like(per_vertex)
     weight = np.zeros(len(pts))
-    own = {}  # each feature's own points follow only that feature (a brow's falloff must not scale an eye)
+    own = []  # each feature's own points follow only that feature (a brow's falloff must not scale an eye)
     for idx, anchor, scales in _FEATURES:
         p = pts[idx]
         cp, cq = pts[anchor].mean(0), aligned[anchor, :2].mean(0)
@@ -150,13 +151,13 @@ def morph_toward(target: np.ndarray, donor: np.ndarray, amount: float, outline: 
         r1 = r0 + 0.1 * fs
         w = np.clip((r1 - np.linalg.norm(pts - centre, axis=1)) / (r1 - r0), 0.0, 1.0)
         w[idx] = 1.0
-        own[tuple(idx)] = moved[idx] - p
+        own.append((idx, moved[idx] - p))
         blended += w[:, None] * (moved - pts)
         weight += w
     share = np.clip(weight, 0.0, 1.0)
     disp = per_vertex * (1 - share)[:, None] + blended / np.maximum(weight, 1.0)[:, None] * share[:, None]
-    for idx, d in own.items():
-        disp[list(idx)] = d
+    for idx, d in own:
+        disp[idx] = d
     out = target.copy()
     out[:, :2] = pts + disp
     oval = regions.FACE_OVAL
@@ -167,8 +168,7 @@ def morph_toward(target: np.ndarray, donor: np.ndarray, amount: float, outline: 
     # speech or a closed mouth (London photos, first skin: MediaPipe's jawOpen r 0.46 -> 0.57 and
     # smile r 0.87 -> 0.95 against the originals with this pinned; the self-check similarity
     # did not rise: 0.311 -> 0.308 on 30 faces). Widths (jaw, mouth position across) still move.
-    top, chin = target[10, :2], target[_CHIN, :2]
-    down = (chin - top) / max(float(np.linalg.norm(chin - top)), 1e-6)
+    down = _down(target)
     below_nose = np.clip(((target[:, :2] - target[_NOSE_TIP, :2]) @ down) / (0.1 * fs), 0.0, 1.0)
     d = out[:, :2] - target[:, :2]
     out[:, :2] = target[:, :2] + d - (below_nose * (d @ down))[:, None] * down
@@ -180,8 +180,7 @@ def _outline_weight(target: np.ndarray) -> np.ndarray:
     nothing at the top of the forehead. Up there the outline is the hairline: moving it paints
     skin over hair or drags hair over the skin, with a hard edge where the head warp meets the
     untouched hair; the jaw and cheek line, which carry the identity, still move."""
-    top, chin = target[10, :2], target[_CHIN, :2]
-    down = (chin - top) / max(float(np.linalg.norm(chin - top)), 1e-6)
+    top, down = target[10, :2], _down(target)
     y = (target[regions.FACE_OVAL, :2] - top) @ down
     eyes = float((target[[33, 263], :2] - top).mean(0) @ down)
     t = np.clip(y / max(eyes, 1e-6), 0.0, 1.0)
