@@ -61,3 +61,36 @@ def astronaut_face(astronaut, detector, landmarker):
     face = max(faces, key=lambda f: f.size)
     assert landmarker.fit(astronaut, face)
     return face
+
+
+def scripted_self_check(monkeypatch, module, score, limit: float = 0.3):
+    """Record every skin ``module.render_skin`` paints and return ``(painted, check)``.
+
+    ``painted`` lists (skin id, settings) in paint order; ``check`` stands in for the
+    identity self-check, answering ``score(rank, settings)`` for the skin painted last, where
+    ``rank`` is the order in which that skin was first painted. Tests of how a skin is chosen
+    script the outcome of each try with it.
+    """
+    painted: list = []
+    real_render = module.render_skin
+
+    def render(image, face, skin, settings=None):
+        painted.append((skin.skin_id, settings))
+        return real_render(image, face, skin, settings)
+
+    class Check:
+        def reference(self, *args):
+            return None
+
+        def similarity_to(self, *args):
+            skin_id, settings = painted[-1]
+            return score(first_painted(painted).index(skin_id), settings)
+
+    Check.limit = limit
+    monkeypatch.setattr(module, "render_skin", render)
+    return painted, Check()
+
+
+def first_painted(painted: list) -> list[str]:
+    """The skin ids of ``painted`` in the order each was first tried."""
+    return list(dict.fromkeys(skin_id for skin_id, _ in painted))

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from conftest import first_painted, scripted_self_check
 from faceskin import protect_image
 from faceskin.faces import Face
 from faceskin.protect import Protector
@@ -88,30 +89,12 @@ def test_escalation_strengthens_the_skin_that_hid_the_person_best(astronaut, pro
     import faceskin.protect as p
     from faceskin.skin import STRONGER
 
-    painted = []
-    real_render = p.render_skin
-
-    def render(image, face, skin, settings=None):
-        painted.append((skin.skin_id, settings))
-        return real_render(image, face, skin, settings)
-
-    class Check:
-        limit = 0.3
-
-        def reference(self, *args):
-            return None
-
-        def similarity_to(self, *args):
-            skin_id, settings = painted[-1]
-            order = list(dict.fromkeys(s for s, _ in painted))
-            base = {0: 0.6, 1: 0.4}.get(order.index(skin_id), 0.7)
-            return base - (0.15 if settings is STRONGER else 0.0)
-
-    monkeypatch.setattr(p, "render_skin", render)
-    monkeypatch.setattr(protector, "check", Check())
+    painted, check = scripted_self_check(
+        monkeypatch, p, lambda rank, settings: {0: 0.6, 1: 0.4}.get(rank, 0.7) - (0.15 if settings is STRONGER else 0.0))
+    monkeypatch.setattr(protector, "check", check)
     out, report = protector.protect(astronaut)
     face = max(report.faces, key=lambda f: (f.box[2] - f.box[0]))
-    second = list(dict.fromkeys(s for s, _ in painted))[1]
+    second = first_painted(painted)[1]
     assert face.method == "skin" and face.skin_id == second
     assert painted[-1] == (second, STRONGER)
     assert face.similarity == pytest.approx(0.25)

@@ -17,6 +17,7 @@ from faceskin.errors import OutputError
 from faceskin.protect import ProtectOptions, Protector
 from faceskin.video import VideoOptions, VideoProtector, protect_video, video_detector
 from faceskin.videofile import open_video
+from conftest import first_painted, scripted_self_check
 from test_videofile import BAD_INPUTS, audio_packets, make_clip
 
 W, H = 240, 160
@@ -481,30 +482,14 @@ def test_a_track_takes_the_skin_with_room_under_the_self_check(astronaut, astron
     prefer one that passes with headroom, trying more skins before settling."""
     import faceskin.video as v
 
-    painted = []
-    real_render = v.render_skin
-
-    def render(image, face, skin, settings=None):
-        painted.append(skin.skin_id)
-        return real_render(image, face, skin, settings)
-
-    class Check:
-        limit = 0.3
-
-        def reference(self, *args):
-            return None
-
-        def similarity_to(self, *args):
-            order = list(dict.fromkeys(painted))
-            return {0: 0.29, 1: 0.32, 2: 0.2}.get(order.index(painted[-1]), 0.5)  # 3rd skin: clear pass
-
-    monkeypatch.setattr(v, "render_skin", render)
-    monkeypatch.setattr(video_protector, "check", Check(), raising=False)
+    painted, check = scripted_self_check(  # 3rd skin: a clear pass
+        monkeypatch, v, lambda rank, settings: {0: 0.29, 1: 0.32, 2: 0.2}.get(rank, 0.5))
+    monkeypatch.setattr(video_protector, "check", check, raising=False)
     vp = VideoProtector(video_protector, VideoOptions(), seed=0)
     vp._live, vp._ended, vp._used = {}, [], set()
     st = v._TrackState(report=v.TrackReport(track_id=1))
     assert vp._pick_skin(st, astronaut, astronaut_face, 0, 0.0) is None
-    third = list(dict.fromkeys(painted))[2]
+    third = first_painted(painted)[2]
     assert st.skin.skin_id == third
 
 
