@@ -24,6 +24,7 @@ from faceskin import recognizers
 from faceskin.audit import (
     AuditDetector,
     Auditor,
+    _head_ellipse_mask,
     audit,
     classify_face,
     flat_share,
@@ -32,6 +33,7 @@ from faceskin.audit import (
     load_gallery,
     psnr_from_mse,
     run_audit_cli,
+    surround_fill,
 )
 from faceskin.errors import FaceskinError, InputError
 from faceskin.faces import Face
@@ -213,6 +215,41 @@ def test_the_controls_never_discount_a_bare_face(tmp_path, astronaut, hopper, au
     assert all(f.leaked and not f.discounted for f in r.faces), [(f.size, f.discounted) for f in r.faces]
     d = r.to_dict()["leaks"]
     assert d["faces"] == len(r.faces) and d["weak_faces"] == 0
+
+
+def test_surround_fill_uses_nothing_from_inside_the_head(astronaut, astronaut_face):
+    """The cover control is identity-free: whatever the head holds, the control is the same."""
+    box = astronaut_face.box
+    scrambled = astronaut.copy()
+    inside = _head_ellipse_mask(astronaut.shape, box)
+    scrambled[inside] = np.random.default_rng(0).integers(0, 256, (int(inside.sum()), 3), dtype=np.uint8)
+    a, b = surround_fill(astronaut, box), surround_fill(scrambled, box)
+    assert np.array_equal(a, b)
+    assert np.array_equal(a[~inside], astronaut[~inside])  # the rest of the frame is untouched
+    assert len(np.unique(a[inside].reshape(-1, 3), axis=0)) == 1
+
+
+@pytest.mark.parametrize("scale", [0.4, 1.0])  # about 40 and 100 px faces
+def test_cover_tolerance_does_not_hide_a_lightly_blurred_face(tmp_path, astronaut, auditor, scale):
+    """A face blurred by 4 % of its size (still recognisable) counts as a leak; the same face
+    re-saved as a low-quality JPEG too: the tolerance only spares faces no closer than a cover."""
+    img = cv2.resize(astronaut, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    faces = auditor.photo_detector.detect(img)
+    main = max(faces, key=lambda f: f.size)
+    x0, y0, x1, y1 = (int(v) for v in main.box)
+    s = main.size
+    blurred = img.copy()
+    a, b, c, d = max(0, int(x0 - s / 4)), max(0, int(y0 - s / 4)), int(x1 + s / 4), int(y1 + s / 4)
+    blurred[b:d, a:c] = cv2.GaussianBlur(np.ascontiguousarray(img[b:d, a:c]), (0, 0), 0.04 * s)
+    orig = save(tmp_path / "o.png", img)
+    r = audit(orig, save(tmp_path / "b.png", blurred), auditor=auditor, thumbnails=False, fidelity=False)
+    hit = max(r.faces, key=lambda f: f.size)
+    assert hit.leaked and hit.counted, (hit.size, hit.similarity, hit.discounted)
+    jpeg = tmp_path / "j.jpg"
+    Image.fromarray(img).save(jpeg, quality=30)
+    r = audit(orig, jpeg, auditor=auditor, thumbnails=False, fidelity=False)
+    hit = max(r.faces, key=lambda f: f.size)
+    assert hit.leaked and set(hit.counted) == {x.name for x in auditor.panel}, (hit.size, hit.discounted)
 
 
 def test_psnr_outside_faces_is_exact_for_a_known_change(tmp_path, astronaut, astronaut_face, auditor):

@@ -242,7 +242,7 @@ def render_html(result: AuditResult) -> str:
          f"{faces['skinned']} skinned, {faces['covered']} covered (fall-back), {faces['unchanged']} unchanged"),
         (f"leaked {unit}s", f"<span class='{'bad' if result.leaked else 'good'}'>{leaks[unit + 's']}</span>"),
         ("matches not counted", (f"{leaks['weak_faces']} faces, where the protected face was no closer to the "
-                                 "original than an identity-free cover of it (mosaic, flat fill), or closer to another "
+                                 "original than an identity-free cover of it (mosaic, flat fills), or closer to another "
                                  "person in the same frame, or the detection was unconfirmed: ")
          + ("; ".join(f"{_esc(why)}: " + ", ".join(f"{_esc(k)} {v}" for k, v in per.items() if v)
                       for why, per in leaks["matches_discounted"].items() if any(per.values())) or "none")
@@ -433,8 +433,9 @@ def render_html(result: AuditResult) -> str:
         "place in the protected file (re-detected there when a face is still found, so a skin that moved a few pixels "
         "is compared where it is). Every recognizer embeds both faces; a face leaks when a recognizer's similarity "
         "passes its threshold, unless (reported, not counted) the original is at least as close to an identity-free "
-        "cover of itself (a plain 5-block mosaic, or the face filled with its mean colour) as to the protected face "
-        "(no more recognisable than a cover), or the protected "
+        "cover of itself (a plain 5-block mosaic, the face filled with its mean colour, or the head filled with the "
+        f"colour around it), give or take {d['settings']['cover_tolerance']} of the way from the "
+        "threshold to identical, as to the protected face (no more recognisable than a cover), or the protected "
         "face is at least as close to another person seen in the same frame, or only one detector reports the "
         "face (unless it is under 40 px with a score of 0.8 or more: distant faces often are found by one detector "
         "only). Faces are linked across frames into tracks by box overlap. Skinned / covered / unchanged are read "
