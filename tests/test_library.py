@@ -13,6 +13,8 @@ from faceskin.library import (
     find_skin,
     keyed_ranking,
     measure_tone,
+    portrait_embeddings,
+    skin_portrait_embedding,
     tone_group,
 )
 
@@ -246,3 +248,39 @@ def test_contact_sheet_and_preview(defaults):
     sheet = contact_sheet(defaults[:5], columns=3, size=96)
     assert sheet.shape == (2 * (96 + 16), 3 * 96, 3)
     assert sheet[:96, :96].std() > 10, "a face, not a blank tile"
+
+
+# ---------------------------------------------------------------- skins least like the person first
+
+
+def test_shipped_portrait_embeddings_are_those_of_the_default_skins(defaults):
+    known = portrait_embeddings()
+    assert set(known) == {s.skin_id for s in defaults}, "run tools/embed_skins.py after changing the default set"
+    for skin in (defaults[0], defaults[len(defaults) // 2]):
+        again = skin_portrait_embedding(skin)
+        assert float(again @ known[skin.skin_id]) > 0.99
+
+
+def test_skins_least_like_the_person_are_drawn(astronaut, astronaut_face, defaults):
+    """On the astronaut: every draw comes from the 3 skins least like him (SFace, portraits) of the 12
+    nearest in tone, still at random. That this hides people better is a statistical effect, measured
+    over the London faces by ``bench/privacy_photos.py`` (on one face the order can be a coin toss)."""
+    from faceskin.identity_check import IdentityCheck
+    from faceskin.skin import keypoints_from_landmarks
+
+    ref = IdentityCheck(second_opinion=False).reference(astronaut, keypoints_from_landmarks(astronaut_face.landmarks))
+    tone = measure_tone(astronaut, astronaut_face)
+    lib = SkinLibrary(defaults, seed=3, candidates=3, tone_band=12)
+    band = [lib.skins[i] for i in lib._tone_order(lib.skins, tone)[:12]]
+    known = portrait_embeddings()
+    by_alike = sorted(band, key=lambda s: float(known[s.skin_id] @ ref.sface))
+    least = {s.skin_id for s in by_alike[:3]}
+    assert least != {s.skin_id for s in band[:3]}  # the embedding changed the choice, not just the tone
+    drawn = {lib.pick(tone, unlike=ref.sface).skin_id for _ in range(20)}
+    assert drawn <= least and len(drawn) >= 2  # still a random draw, among the least alike
+    assert lib.pick(tone).skin_id in {s.skin_id for s in band[:3]}  # without an embedding: by tone alone
+    used = {s.skin_id for s in by_alike[:2]}  # worn by others: the band moves on to the next nearest in tone
+    rest = [s for s in lib.skins if s.skin_id not in used]
+    band = [rest[i] for i in lib._tone_order(rest, tone)[:12]]
+    least = {s.skin_id for s in sorted(band, key=lambda s: float(known[s.skin_id] @ ref.sface))[:3]}
+    assert {lib.pick(tone, exclude=used, unlike=ref.sface).skin_id for _ in range(10)} <= least

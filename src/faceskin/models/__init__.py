@@ -19,6 +19,7 @@ SHA256 = {
     "face_landmarker.task": "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
     "sface_int8_pruned.onnx": "487a139eb85ccd5ff30aef7d0add7f12d2bb7abb90c5f08a7f481b452a660e00",
     "skinmodel.npz": "9d824ec1eb295460d5214a8cb92b8cf801c2ab9dd5504e6e16238d1f21f6ed2d",
+    "skin_embeddings.npz": "82c2bac4ff5e34bbb8cda3efadfeb18ca23ba0385347e943ab07a396d8085165",
 }
 
 
