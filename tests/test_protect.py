@@ -136,3 +136,14 @@ def test_self_check_uses_dlib_when_installed():
     from faceskin.identity_check import IdentityCheck
 
     assert IdentityCheck().dlib is not None
+
+
+def test_the_self_check_limit_is_lower_for_small_faces():
+    """Alignment moves SFace a lot on small faces, so their skins must hide the person by more."""
+    from faceskin.identity_check import SMALL_FACE_MARGIN, SMALL_FACE_PX, IdentityCheck
+
+    check = IdentityCheck(0.3, second_opinion=False)
+    assert check.limit_for(SMALL_FACE_PX) == check.limit_for(400) == 0.3
+    assert check.limit_for(40) == pytest.approx(0.3 - SMALL_FACE_MARGIN)
+    sizes = np.linspace(30, 90, 13)
+    assert all(np.diff([check.limit_for(s) for s in sizes]) >= 0)

@@ -225,6 +225,9 @@ class ScriptedCheck:
 
     limit = 0.2
 
+    def limit_for(self, size: float) -> float:
+        return self.limit
+
     def __init__(self, x: float) -> None:
         self.x, self.calls = x, 0
 
@@ -544,6 +547,9 @@ def test_a_failed_skin_choice_is_retried_less_and_less_often(astronaut, astronau
 
     class NeverHidden:
         limit = 0.3
+
+        def limit_for(self, size):
+            return self.limit
 
         def reference(self, *args):
             return None

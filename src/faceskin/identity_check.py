@@ -33,6 +33,11 @@ from faceskin.recognizers import ARCFACE_TEMPLATE_112, align_crop
 
 DEFAULT_LIMIT = 0.3  # measured: skins at <= 0.3 were re-identified by no recognizer of the panel on 60 London pairs
 DLIB_LIMIT = 0.63  # dlib distance a skin must reach (its match threshold is 0.6; the margin covers other photos)
+# Below SMALL_FACE_PX the limit drops, by up to SMALL_FACE_MARGIN at 40 px (the smallest skinned face):
+# there a few pixels of alignment move SFace's similarity a lot. One skin on one 44-54 px hiker face
+# scored 0.06-0.35 from frame to frame, and the audit (aligning on its own detectors' keypoints)
+# found it at 0.37-0.41 on two frames between checks that had passed.
+SMALL_FACE_PX, SMALL_FACE_MARGIN = 64.0, 0.08
 
 
 def _second_opinion():
@@ -85,6 +90,11 @@ class IdentityCheck:
         opts.add_session_config_entry("session.disable_quant_qdq", "1")
         self._sess = ort.InferenceSession(str(models.path("sface_int8_pruned.onnx")), opts,
                                           providers=["CPUExecutionProvider"])
+
+    def limit_for(self, size: float) -> float:
+        """The limit for a face of ``size`` px: lower for small faces (see ``SMALL_FACE_PX``)."""
+        short = min(max((SMALL_FACE_PX - float(size)) / (SMALL_FACE_PX - 40.0), 0.0), 1.0)
+        return self.limit - SMALL_FACE_MARGIN * short
 
     def embed(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         crop = align_crop(image, np.asarray(keypoints, np.float64), ARCFACE_TEMPLATE_112, 112)

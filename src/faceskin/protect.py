@@ -115,13 +115,16 @@ class Protector:
             cover_face(out, face, self.rng, self.options.fallback_margin)
         return out, outcomes
 
-    def _attempts(self, image: np.ndarray, face: Face, used: set[str], scores: dict[str, float]):
+    def _attempts(self, image: np.ndarray, face: Face, used: set[str], scores: dict[str, float],
+                  unlike: np.ndarray | None = None):
         """Skin/settings pairs to try in order: best-fitting skins, then stronger geometry on the two
         that hid the person best so far (``scores``: skin id -> lowest self-check similarity, filled
         in by the caller as it goes), then the strongest on the best one.
 
         Which skin hides a person best varies from face to face, so escalating the
         best-scoring skin rather than the first one needs fewer fall-backs.
+        ``unlike`` (the person's self-check embedding) makes the library try
+        the skins whose portraits look least like the person first.
         """
         o = self.options
         if o.force_skin_id:
@@ -138,7 +141,7 @@ class Protector:
             descriptor = person_descriptor(image, face)
         tried: dict[str, object] = {}
         for _ in range(max(1, o.skin_attempts)):
-            skin = self.library.choose(tone, exclude=used | set(tried), descriptor=descriptor)
+            skin = self.library.choose(tone, exclude=used | set(tried), descriptor=descriptor, unlike=unlike)
             if skin.skin_id in tried:
                 break
             tried[skin.skin_id] = skin
@@ -153,8 +156,9 @@ class Protector:
         """Paint the first attempt that passes the identity self-check into ``out``; else a reason."""
         ref = None if self.check is None else self.check.reference(image, keypoints_from_landmarks(face.landmarks))
         best = None
+        limit = None if self.check is None else self.check.limit_for(face.size)
         scores: dict[str, float] = {}
-        for skin, settings in self._attempts(image, face, used, scores):
+        for skin, settings in self._attempts(image, face, used, scores, getattr(ref, "sface", None)):
             trial = out.copy()
             moved = render_skin(trial, face, skin, settings)
             sim = None
@@ -163,11 +167,11 @@ class Protector:
                 scores[skin.skin_id] = min(sim, scores.get(skin.skin_id, np.inf))
             if best is None or (sim is not None and sim < best[0]):
                 best = (sim, skin, trial)
-            if sim is None or sim <= self.check.limit:
+            if sim is None or sim <= limit:
                 break
         sim, skin, trial = best
-        if sim is not None and sim > self.check.limit:
-            return f"skin did not hide identity (self-check similarity {sim:.2f} > {self.check.limit:.2f})"
+        if sim is not None and sim > limit:
+            return f"skin did not hide identity (self-check similarity {sim:.2f} > {limit:.2f})"
         out[:] = trial
         used.add(skin.skin_id)
         outcome.skin_id = skin.skin_id

@@ -408,8 +408,10 @@ class VideoProtector:
 
     # ------------------------------------------------------------ analysis (frame enters the buffer)
 
-    def _candidates(self, state: _TrackState, image: np.ndarray, face: Face, t: float, count: int = 3) -> list:
-        """Skins this track may wear, best first: an ended neighbour's (inherit), then by tone.
+    def _candidates(self, state: _TrackState, image: np.ndarray, face: Face, t: float, count: int = 3,
+                    unlike: np.ndarray | None = None) -> list:
+        """Skins this track may wear, best first: an ended neighbour's (inherit), then by tone (and, given
+        the person's self-check embedding ``unlike``, the skins least like the person: ``SkinLibrary.pick``).
 
         Tone-chosen ones are library entries, not drawn yet (``library.by_id``
         draws one): a model skin takes ~0.1 s to draw and the first candidate
@@ -433,7 +435,7 @@ class VideoProtector:
         exclude = (live | self._used) if fresh else live  # unused skins first, then any not worn right now
         tone = measure_tone(image, face)
         for _ in range(max(1, count)):
-            skin = p.library.pick(tone, exclude=exclude | {c.skin_id for c in out})
+            skin = p.library.pick(tone, exclude=exclude | {c.skin_id for c in out}, unlike=unlike)
             if skin.skin_id in live or any(c.skin_id == skin.skin_id for c in out):
                 break  # the library ran out (choose then ignores exclude)
             out.append(skin)
@@ -459,15 +461,17 @@ class VideoProtector:
         p = self.protector
         if index < st.retry_at:
             return st.failure
-        candidates = self._candidates(st, image, face, t, self.options.pick_candidates)
+        check = getattr(p, "check", None)
+        ref = None if check is None else check.reference(image, keypoints_from_landmarks(face.landmarks))
+        candidates = self._candidates(st, image, face, t, self.options.pick_candidates,
+                                      getattr(ref, "sface", None))
         if not candidates:
             return "no free skin in the library for another person"
-        check = getattr(p, "check", None)
         first = p.options.first_settings(face)
         chosen = (p.library.by_id(candidates[0].skin_id), first)
         if check is not None:
-            ref = check.reference(image, keypoints_from_landmarks(face.landmarks))
-            good_enough = check.limit - self.options.pick_headroom
+            limit = check.limit_for(face.size)
+            good_enough = limit - self.options.pick_headroom
             tried: list[tuple[float, object, SkinSettings]] = []
 
             def attempt(entry, settings) -> bool:
@@ -485,11 +489,11 @@ class VideoProtector:
                 ranked = sorted(tried, key=lambda x: x[0])[:2]
                 any(attempt(skin, STRONGER) for _, skin, _ in ranked)
             best = min(tried, key=lambda x: x[0]) if tried else None
-            if best is None or best[0] > check.limit:
+            if best is None or best[0] > limit:
                 st.retry_at = index + self.options.check_every * 2 ** min(st.failed_picks, 2)
                 st.failed_picks += 1
                 st.failure = ("skin render failed" if best is None else
-                              f"skin did not hide identity (self-check similarity {best[0]:.2f} > {check.limit:.2f})")
+                              f"skin did not hide identity (self-check similarity {best[0]:.2f} > {limit:.2f})")
                 return st.failure
             chosen = best[1:]
             st.similarity = best[0]
@@ -631,7 +635,7 @@ class VideoProtector:
         last, st.checked = st.checked, (index, yaw, pitch, scale)
         if picked:
             return None  # the pick rendered and checked this very face with this skin
-        clear = st.similarity <= self.protector.check.limit - o.pick_headroom
+        clear = st.similarity <= self.protector.check.limit_for(face.size) - o.pick_headroom
         every = o.check_every if clear else min(o.check_every, o.check_every_close)
         if last is not None and index - last[0] < every and abs(yaw - last[1]) < o.recheck_degrees \
                 and abs(pitch - last[2]) < o.recheck_degrees and abs(math.log(scale / last[3])) < math.log1p(o.recheck_scale):
@@ -684,13 +688,14 @@ class VideoProtector:
                 if checking:
                     ref = check.reference(rec.original, keypoints_from_landmarks(e.face.landmarks))
                     sim = check.similarity_to(ref, rec.image, keypoints_from_landmarks(moved))
-                    if sim > check.limit and st.settings is not STRONGER:
+                    limit = check.limit_for(e.face.size)
+                    if sim > limit and st.settings is not STRONGER:
                         st.settings = STRONGER
                         rec.image[:] = before
                         moved = render_skin(rec.image, e.face, st.skin, STRONGER)
                         sim = check.similarity_to(ref, rec.image, keypoints_from_landmarks(moved))
                     st.similarity = sim
-                    if sim > check.limit:
+                    if sim > limit:
                         rec.image[:] = before
                         first = e.check_since
                         st.withdrawn.append((first, rec.index + max(1, round(self.options.retry_seconds * self._fps))))
