@@ -28,6 +28,30 @@ def test_landmark_failure_falls_back_to_cover(astronaut, protector, monkeypatch)
     assert (out[y0:y1, x0:x1] != astronaut[y0:y1, x0:x1]).any(2).mean() > 0.97
 
 
+def test_a_small_face_inside_a_big_cover_gets_its_own_flat_fill(astronaut, protector, monkeypatch):
+    """Covers go on largest first: a small face beside a big one ends under its own flat fill,
+    not the big cover's grain (which recognizers read as texture on small faces)."""
+    import cv2
+
+    canvas = np.full((512, 640, 3), 120, np.uint8)
+    canvas[:, :512] = astronaut
+    small = cv2.resize(astronaut[20:220, 130:320], None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)
+    y, x = 2, 236  # above-right of the astronaut's face, inside his cover's ellipse
+    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    monkeypatch.setattr(protector.landmarker, "fit", lambda image, face: False)
+    out, report = protector.protect(canvas)
+    faces = sorted(protector.detector.detect(canvas), key=lambda f: f.size)
+    assert len(report.faces) == 2 and all(f.method == "fallback" for f in report.faces)
+    tiny, big = faces[0], faces[-1]
+    assert tiny.size < 40 <= big.size
+    from faceskin.fallback import head_region
+
+    c, a = head_region(big, protector.options.fallback_margin)
+    assert ((tiny.center - c) ** 2 / a ** 2).sum() < 1, "the small face lies inside the big cover"
+    x0, y0, x1, y1 = np.round(tiny.box).astype(int)
+    assert out[y0:y1, x0:x1].reshape(-1, 3).std(0).max() < 2.0  # flat, not grain (std 16)
+
+
 def test_render_error_falls_back_too(astronaut, protector, monkeypatch):
     import faceskin.protect as p
 

@@ -111,7 +111,7 @@ class Protector:
                 outcome.method, outcome.reason = "fallback", reason
                 fallbacks.append(face)
             outcomes.append(outcome)
-        for face in fallbacks:
+        for face in sorted(fallbacks, key=lambda f: -f.size):  # largest first: see video.py's _finish
             cover_face(out, face, self.rng, self.options.fallback_margin)
         return out, outcomes
 

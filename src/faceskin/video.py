@@ -798,7 +798,9 @@ class VideoProtector:
             full.append(face)
         for face, wgt in blends:
             self._cover(rec.image, face, wgt)
-        for face in full:
+        # largest first: a small face inside a big one's cover then gets its own flat fill on top,
+        # not the big cover's grain, which recognizers read as texture at that size (fallback.py)
+        for face in sorted(full, key=lambda f: -f.size):
             self._cover(rec.image, face)
         if rec.entries:
             self.report.frames_with_faces += 1
