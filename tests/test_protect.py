@@ -124,6 +124,26 @@ def test_escalation_strengthens_the_skin_that_hid_the_person_best(astronaut, pro
     assert face.similarity == pytest.approx(0.25)
 
 
+def test_the_strongest_rung_tries_the_two_best_skins(astronaut, protector, monkeypatch):
+    # nothing passes until the second-best skin gets the strongest settings
+    import faceskin.protect as p
+    from faceskin.skin import STRONGER, STRONGEST
+
+    def score(rank, settings):
+        if settings is STRONGEST:
+            return {0: 0.35, 1: 0.25}.get(rank, 0.6)
+        return {0: 0.5, 1: 0.55}.get(rank, 0.7) - (0.05 if settings is STRONGER else 0.0)
+
+    painted, check = scripted_self_check(monkeypatch, p, score)
+    monkeypatch.setattr(protector, "check", check)
+    out, report = protector.protect(astronaut)
+    face = max(report.faces, key=lambda f: (f.box[2] - f.box[0]))
+    first, second = first_painted(painted)[:2]
+    assert [s for s in painted if s[1] is STRONGER][:2] == [(first, STRONGER), (second, STRONGER)]
+    assert painted[-2:] == [(first, STRONGEST), (second, STRONGEST)]
+    assert face.method == "skin" and face.skin_id == second and face.similarity == pytest.approx(0.25)
+
+
 def test_self_check_takes_dlibs_second_opinion(astronaut, astronaut_face):
     # a skin SFace passes but dlib would still match must count as not hidden
     from faceskin.identity_check import DLIB_LIMIT, IdentityCheck
