@@ -4,9 +4,12 @@
    clip, every face is covered in every frame, except one person's face (the
    track with the largest faces), which is left bare for ``--bare``
    consecutive frames in the middle of its track. Covers: ``fill`` (the head
-   filled flat: nothing left to recognise, so exactly the bare frames must
-   be reported) and ``pixelate`` (``faceskin.fallback.cover_face``: extra
-   frames reported there are the recognizers still matching the mosaic).
+   filled flat with its mean colour plus per-pixel noise), ``pixelate``
+   (``faceskin.fallback.cover_face``, the product's cover despite the old
+   name), ``blur`` (a light blur, still recognisable: most frames must be
+   reported) and ``own``: faceskin's own output of the clip (from the
+   own-output run, 2.), with the person's original head put back for the
+   bare frames: the issue's "skins off for 5 frames of one track", exactly.
    Faces to cover are those found by the protect pipeline's detector
    (RetinaFace + CenterFace) *or* the audit's ensemble, held for 5 frames
    after they are lost, so the only bare faces are the ones left bare on
@@ -142,8 +145,29 @@ def make_broken(src: Path, dst: Path, bare: int, auditor: Auditor, cover: str) -
     reader = open_video(src)
     rng = np.random.default_rng(0)
     last: dict[int, tuple[int, np.ndarray]] = {}
+    protected = None
+    if cover == "own":
+        skinned = dst.parent / f"{src.stem}.skinned.mp4"
+        if not skinned.exists():
+            raise SystemExit(f"{skinned}: no faceskin output to break (run without --skip-own first)")
+        protected = list(open_video(skinned))
+        if len(protected) != len(frames):
+            raise SystemExit(f"{skinned}: {len(protected)} frames, the original has {len(frames)}")
     with VideoWriter(dst, reader.width, reader.height, reader.time_base, fps=reader.fps, colour=reader.colour) as w:
         for i, f in enumerate(frames):
+            if protected is not None:
+                # faceskin's own output with the person's skin taken off: the original head put back
+                img = protected[i].rgb.copy()
+                if i in bare_frames:
+                    for b, t in zip(boxes[i], ids[i]):
+                        if t == person:
+                            x0, y0, x1, y1 = b
+                            s = max(x1 - x0, y1 - y0)
+                            a, c = int(max(0, x0 - s / 2)), int(min(img.shape[1], x1 + s / 2))
+                            d, e = int(max(0, y0 - s / 2)), int(min(img.shape[0], y1 + s / 2))
+                            img[d:e, a:c] = f.rgb[d:e, a:c]
+                w.write(img, f.pts)
+                continue
             img = f.rgb.copy()
             for b, t in zip(boxes[i], ids[i]):
                 last[t] = (i, b)
@@ -159,6 +183,7 @@ def make_broken(src: Path, dst: Path, bare: int, auditor: Auditor, cover: str) -
 
 def broken_table(clips: list[Path], work: Path, bare: int, auditor: Auditor, cover: str) -> None:
     how = {"fill": "filled flat (mean colour + noise)", "pixelate": "covered with fallback.cover_face",
+           "own": "protected by faceskin (the run in the own-output table)",
            "blur": "lightly blurred (sigma 4 % of the face: still recognisable, so most frames must be reported)"}[cover]
     print(f"\n### Broken outputs: every face {how} except one person's, bare for {bare} frames\n")
     print("| clip | frames | faces in original | bare frames (constructed) | leaked frames reported | exact | "
@@ -341,8 +366,8 @@ def main() -> None:
     ap.add_argument("--bare", type=int, default=5, help="frames left bare in the broken output")
     ap.add_argument("--work", type=Path, default=Path("/tmp/faceskin-audit-checks"))
     ap.add_argument("--covers", default="fill,pixelate",
-                    help="how the broken outputs cover the other faces: fill, pixelate, blur (fill,pixelate by "
-                         "default; '' for none)")
+                    help="how the broken outputs cover the other faces: fill, pixelate, blur, or own (faceskin's "
+                         "own output, needs the own-output run; fill,pixelate by default; '' for none)")
     ap.add_argument("--cover-tolerance", type=float, default=None,
                     help="audit with this COVER_TOLERANCE instead of the default (0 = the bare 'no closer than a "
                          "cover' rule), to measure what the tolerance discounts")
@@ -370,10 +395,11 @@ def main() -> None:
     print(f"recognizers: {rules}")
     print(f"audit detectors: {', '.join(auditor.video_detector.names)}; {os.cpu_count()} CPU cores, "
           f"load average {os.getloadavg()[0]:.1f} at start")
-    for cover in filter(None, args.covers.split(",")):
-        broken_table(clips, args.work, args.bare, auditor, cover)
-    if not args.skip_own:
+    covers = [c for c in args.covers.split(",") if c]
+    if not args.skip_own:  # first: the "own" broken outputs are made from these outputs
         own_output_table(clips, args.work, auditor, args.skip_protect)
+    for cover in covers:
+        broken_table(clips, args.work, args.bare, auditor, cover)
     if args.gallery_check:
         gallery_check(args.work, auditor, args.limit)
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
