@@ -229,13 +229,14 @@ class ScriptedCheck:
         return self.limit
 
     def __init__(self, x: float) -> None:
-        self.x, self.calls = x, 0
+        self.x, self.calls, self.light = x, 0, 0
 
     def reference(self, original, keypoints_before):
         return keypoints_before
 
-    def similarity_to(self, keypoints_before, protected, keypoints_after) -> float:
+    def similarity_to(self, keypoints_before, protected, keypoints_after, second_opinion=True) -> float:
         self.calls += 1
+        self.light += not second_opinion
         return 0.6 if keypoints_before[2][0] > self.x else 0.05
 
 
@@ -246,9 +247,10 @@ def test_failed_self_check_withdraws_the_skin(tmp_path, clip, video_protector, m
     check = ScriptedCheck(x=nose_x(9.5))
     monkeypatch.setattr(video_protector, "check", check, raising=False)
     out = tmp_path / "checked.mp4"
-    report = protect_video(clip, out, protector=video_protector, seed=0, options=VideoOptions(check_every=4))
+    report = protect_video(clip, out, protector=video_protector, seed=0,
+                           options=VideoOptions(check_every=4, watch_every=0))
     monkeypatch.undo()
-    assert check.calls > 0
+    assert check.calls > 0 and check.light == 0
     methods = report.frame_methods
     first_bad = next(i for i, m in enumerate(methods) if i > 0 and m == "fallback")
     assert 6 <= first_bad <= 10, methods  # withdrawn back to the last passing check
@@ -256,6 +258,26 @@ def test_failed_self_check_withdraws_the_skin(tmp_path, clip, video_protector, m
     assert report.tracks[0].reasons["skin did not hide identity"] >= N - 10
     after = frames_of(out)
     for i in range(10, N):
+        assert not detected_in(video_protector, after[i]), f"frame {i} still shows the face"
+
+
+def test_the_per_frame_watch_covers_from_the_first_frame_that_fails(tmp_path, clip, video_protector, monkeypatch):
+    """Full checks only every 12 frames, but SFace watches every skinned frame: the skin comes off
+    at the frame the (smoothed) face stops being hidden, 10-11, and stays off. Without the watch the
+    failing check at frame 13 would withdraw everything back to the pick (frame 2 on)."""
+    nose_x = lambda i: (226 - 130) * SCALE + LEFT + STEP * i  # noqa: E731
+    check = ScriptedCheck(x=nose_x(9.5))
+    monkeypatch.setattr(video_protector, "check", check, raising=False)
+    out = tmp_path / "watched.mp4"
+    report = protect_video(clip, out, protector=video_protector, seed=0, options=VideoOptions(check_every=12))
+    monkeypatch.undo()
+    assert check.light > 0
+    methods = report.frame_methods
+    first_bad = next(i for i, m in enumerate(methods) if i > 0 and m == "fallback")
+    assert 10 <= first_bad <= 11, methods
+    assert all(m == "skin" for m in methods[2:first_bad]) and all(m == "fallback" for m in methods[first_bad:])
+    after = frames_of(out)
+    for i in range(first_bad, N):
         assert not detected_in(video_protector, after[i]), f"frame {i} still shows the face"
 
 
