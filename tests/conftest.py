@@ -85,6 +85,9 @@ def scripted_self_check(monkeypatch, module, score, limit: float = 0.3):
         def reference(self, *args):
             return None
 
+        def embed(self, *args):  # the detector-aligned second look: no opinion (similarity 0)
+            return np.zeros(128, np.float32)
+
         def similarity_to(self, *args):
             skin_id, settings = painted[-1]
             return score(first_painted(painted).index(skin_id), settings)

@@ -191,3 +191,21 @@ def test_the_self_check_limit_is_lower_for_small_faces():
     assert check.limit_for(40) == pytest.approx(0.3 - SMALL_FACE_MARGIN)
     sizes = np.linspace(30, 90, 13)
     assert all(np.diff([check.limit_for(s) for s in sizes]) >= 0)
+
+
+def test_the_self_check_also_aligns_as_an_attacker_would(astronaut, astronaut_face, protector):
+    """The second look aligns both faces on RetinaFace's own points: an untouched face is identical
+    to itself that way, a skin is far from it, and a face painted out is not re-detected at all."""
+    from faceskin.library import SkinLibrary
+    from faceskin.skin import render_skin
+
+    face = astronaut_face
+    assert protector._as_detected(astronaut, astronaut.copy(), face, {}) > 0.95  # crop vs frame: points move a little
+    skinned = astronaut.copy()
+    render_skin(skinned, face, SkinLibrary.default(seed=0).choose(None))
+    sim = protector._as_detected(astronaut, skinned, face, {})
+    assert -1.0 < sim < 0.6
+    blank = astronaut.copy()
+    x0, y0, x1, y1 = np.round(face.box).astype(int)
+    blank[max(0, y0 - 40):y1 + 40, max(0, x0 - 40):x1 + 40] = 128
+    assert protector._as_detected(astronaut, blank, face, {}) == -1.0
