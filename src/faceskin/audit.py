@@ -1198,7 +1198,9 @@ class _Scan:
                           leaked=leaked, cover_similarity=covers)
         self.r.faces.append(check)
 
-        if self.attack is not None:
+        if self.attack is not None and (confirmed or self.r.strict):
+            # as in the leak count, a face only one detector reports is no face of the person's: on the
+            # shared photos such detections (identical in both files) were "verified" as someone by dlib
             t0 = time.perf_counter()
             for rec in self.a.panel:
                 self.attack.add(rec, tid, *pairs[rec.name])
