@@ -24,7 +24,6 @@ from faceskin import recognizers
 from faceskin.audit import (
     AuditDetector,
     Auditor,
-    _head_ellipse_mask,
     audit,
     classify_face,
     flat_share,
@@ -221,7 +220,7 @@ def test_surround_fill_uses_nothing_from_inside_the_head(astronaut, astronaut_fa
     """The cover control is identity-free: whatever the head holds, the control is the same."""
     box = astronaut_face.box
     scrambled = astronaut.copy()
-    inside = _head_ellipse_mask(astronaut.shape, box)
+    inside = head_mask(astronaut.shape, [Face(box=box.copy(), score=1.0)], margin=0.0)
     scrambled[inside] = np.random.default_rng(0).integers(0, 256, (int(inside.sum()), 3), dtype=np.uint8)
     a, b = surround_fill(astronaut, box), surround_fill(scrambled, box)
     assert np.array_equal(a, b)

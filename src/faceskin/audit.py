@@ -843,25 +843,6 @@ def flat_fill(image: np.ndarray, box) -> np.ndarray:
     return out
 
 
-def _head_ellipse(box, margin: float = 0.0) -> tuple[float, float, float, float]:
-    """Centre and semi-axes of the head around a face box: widened to the ears, raised to the hairline."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    bw, bh = x1 - x0, y1 - y0
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 0.12 * bh
-    return cx, cy, 0.5 * max(bw, 0.8 * max(bw, bh)) * 1.45 * (1 + margin), 0.5 * bh * 1.75 * (1 + margin)
-
-
-def _head_ellipse_mask(shape: tuple[int, ...], box, margin: float = 0.0) -> np.ndarray:
-    """Boolean mask of the head ellipse around ``box`` (the box itself always included)."""
-    h, w = shape[:2]
-    cx, cy, ax, ay = _head_ellipse(box, margin)
-    mask = np.zeros((h, w), np.uint8)
-    cv2.ellipse(mask, (int(round(cx)), int(round(cy))), (int(math.ceil(ax)), int(math.ceil(ay))), 0, 0, 360, 255, -1)
-    bx0, by0, bx1, by1 = (int(round(v)) for v in box)
-    mask[max(0, by0):max(0, by1), max(0, bx0):max(0, bx1)] = 255
-    return mask > 0
-
-
 def surround_fill(image: np.ndarray, box, grain: bool = False) -> np.ndarray:
     """A copy of ``image`` with the head around the face box filled with the colour around the head.
 
@@ -871,12 +852,13 @@ def surround_fill(image: np.ndarray, box, grain: bool = False) -> np.ndarray:
     with ``grain`` a fixed noise grain: the make of a fall-back cover.
     """
     h, w = image.shape[:2]
-    cx, cy, ax, ay = _head_ellipse(box)
+    face = Face(box=np.asarray(box, np.float64), score=1.0)
+    (cx, cy), (ax, ay) = head_region(face)
     rx0, ry0 = int(max(0, math.floor(cx - ax))), int(max(0, math.floor(cy - ay)))
     rx1, ry1 = int(min(w, math.ceil(cx + ax) + 1)), int(min(h, math.ceil(cy + ay) + 1))
     if rx1 - rx0 < 2 or ry1 - ry0 < 2:
         return image.copy()
-    inside = _head_ellipse_mask(image.shape, box)
+    inside = head_mask(image.shape, [face], margin=0.0)  # the cover's head ellipse, box included
     window = np.zeros_like(inside)
     window[ry0:ry1, rx0:rx1] = True
     around = image[window & ~inside]
