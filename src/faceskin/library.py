@@ -237,13 +237,13 @@ def portrait_embeddings() -> dict[str, np.ndarray]:
     SFace than the installed ones: stale embeddings would steer the choice by
     faces that are not the skins', so the choice then goes by tone alone.
     """
-    import hashlib
-
     from faceskin import models
 
     with np.load(models.path(EMBEDDINGS_FILE), allow_pickle=False) as z:
         made_with = {"skinmodel.npz": str(z["skinmodel_sha256"]), "sface_int8_pruned.onnx": str(z["sface_sha256"])}
-        if any(hashlib.sha256(models.path(n).read_bytes()).hexdigest() != h for n, h in made_with.items()):
+        for name in made_with:
+            models.path(name)  # refuses a file whose sha256 is not the listed one
+        if any(models.SHA256[n] != h for n, h in made_with.items()):
             return {}
         return {str(i): v.astype(np.float64) for i, v in zip(z["ids"], z["sface"])}
 
@@ -254,14 +254,13 @@ EMBEDDINGS_FILE = "skin_embeddings.npz"
 def skin_portrait_embedding(skin) -> np.ndarray | None:
     """SFace embedding of a skin's frontal portrait, as the self-check embeds faces (None: no face found)."""
     from faceskin.detect import FaceDetector
-    from faceskin.identity_check import IdentityCheck
     from faceskin.landmarks import Landmarker
     from faceskin.skin import keypoints_from_landmarks
 
     global _PORTRAIT_TOOLS
     if _PORTRAIT_TOOLS is None:
-        _PORTRAIT_TOOLS = (FaceDetector(rotations=(0,)), Landmarker(), IdentityCheck(second_opinion=False))
-    detector, landmarker, check = _PORTRAIT_TOOLS
+        _PORTRAIT_TOOLS = (FaceDetector(rotations=(0,)), Landmarker())
+    detector, landmarker = _PORTRAIT_TOOLS
     img = preview(skin, 256)
     faces = detector.detect(img)
     if not faces:
@@ -269,7 +268,7 @@ def skin_portrait_embedding(skin) -> np.ndarray | None:
     face = max(faces, key=lambda f: f.size)
     if not landmarker.fit(img, face):
         return None
-    return check.embed(img, keypoints_from_landmarks(face.landmarks))
+    return _sface().embed(img, keypoints_from_landmarks(face.landmarks))
 
 
 _PORTRAIT_TOOLS = None
@@ -277,17 +276,17 @@ _PORTRAIT_TOOLS = None
 
 def person_descriptor(image: np.ndarray, face: Face) -> np.ndarray:
     """The face embedding a keyed choice uses (SFace, vendored): held in memory, never written anywhere."""
-    from faceskin.identity_check import IdentityCheck
-
-    global _CHECK
-    if _CHECK is None:
-        _CHECK = IdentityCheck(second_opinion=False)  # only its SFace embedding is used here
     if face.keypoints is None:
         raise ValueError("a keyed skin choice needs the detector's five keypoints")
-    return _CHECK.embed(image, face.keypoints)
+    return _sface().embed(image, face.keypoints)
 
 
-_CHECK = None
+@cache
+def _sface():
+    """The self-check's SFace, without dlib: the keyed choice and the skins' portraits only embed."""
+    from faceskin.identity_check import IdentityCheck
+
+    return IdentityCheck(second_opinion=False)
 
 
 # ---------------------------------------------------------------- the library
