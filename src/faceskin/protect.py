@@ -175,9 +175,9 @@ class Protector:
         found = retina.detect(np.ascontiguousarray(trial[b:d, a:c]))
         if not found:
             return -1.0
-        boxes = np.array([f.box for f in found]) + [a, b, a, b]
-        k = int(np.argmax(box_iou(np.asarray(face.box, np.float64)[None], boxes)[0]))
-        if box_iou(np.asarray(face.box, np.float64)[None], boxes[k][None])[0, 0] < 0.3:
+        iou = box_iou(np.asarray(face.box, np.float64)[None], np.array([f.box for f in found]) + [a, b, a, b])[0]
+        k = int(np.argmax(iou))
+        if iou[k] < 0.3:
             return -1.0
         if "original" not in seen:
             seen["original"] = self.check.embed(image, face.keypoints)
