@@ -615,7 +615,8 @@ class VideoProtector:
 
         Why not every frame: a check embeds the original and the skinned face
         with SFace and dlib (~0.2 s a face on one core, most of the pipeline's
-        work when done every few frames), and within a track what it measures
+        work when done every few frames; the frames between get SFace's look
+        alone, ``VideoOptions.watch_every``), and within a track what it measures
         hardly changes: the skin and its settings stay the same, the person is
         the same, and the skin was picked with ``pick_headroom`` under the limit
         on the track's own face (the pick is this track's first check). What
@@ -670,9 +671,16 @@ class VideoProtector:
         track to ``STRONGER`` for good; if even that does not hide the person,
         this frame and the unchecked ones since the track's previous check are
         withdrawn (covered) and the track is covered for ``retry_seconds``.
+        On every other ``watch_every``-th frame SFace alone looks at the skin
+        (``VideoOptions.watch_every``); a failed look escalates the same way
+        and withdraws from this frame on.
         ``after`` is the previous check frame's painting: waiting for it makes
-        every escalation apply from the same frame on, however the painters
-        interleave, so a run is reproducible.
+        every escalation by a full check apply from the same frame on, however
+        the painters interleave. A watch's escalation is not ordered that way
+        (waiting on every frame would paint one frame at a time), so a frame
+        painted alongside it may still get the earlier settings: with the
+        default ``watch_every=1`` that frame is watched itself, so this changes
+        how a run looks from one run to the next, not whether a face is hidden.
         """
         if after is not None:
             after.result()
