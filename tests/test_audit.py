@@ -25,6 +25,7 @@ from faceskin.audit import (
     AuditDetector,
     Auditor,
     audit,
+    blank_face,
     classify_face,
     flat_share,
     format_time,
@@ -107,6 +108,69 @@ def test_classify_face_reads_unchanged_covered_and_changed(astronaut, astronaut_
     assert classify_face(astronaut, pixelated(astronaut, astronaut_face), box) == "covered"
     assert classify_face(astronaut, astronaut[:, ::-1].copy(), box) == "changed"  # another face there, detail kept
     assert flat_share(np.full((10, 10), 7, np.uint8)) == 1.0
+
+
+def test_blank_face_means_nothing_of_the_face_is_left(astronaut, astronaut_face, protector):
+    """Fills (flat, or the fall-back's grained cover at any size) are blank; a mosaic, a light blur, a
+    fill that misses the chin, a skin and the bare face are not."""
+    box = astronaut_face.box
+    assert blank_face(astronaut, flat_filled(astronaut, astronaut_face), box)
+    for scale in (0.12, 0.2, 0.4, 1.0):  # faces of about 12, 20, 40 and 100 px
+        img = cv2.resize(astronaut, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        f = Face(box=box * scale, score=1.0)
+        covered = img.copy()
+        cover_face(covered, Face(box=f.box.copy(), score=1.0), np.random.default_rng(0), 0.1)
+        assert blank_face(img, covered, f.box), scale
+        assert not blank_face(img, img, f.box)
+    assert not blank_face(astronaut, pixelated_blocks(astronaut, box, 5), box)
+    s = astronaut_face.size
+    x0, y0, x1, y1 = (int(v) for v in box)
+    blurred = astronaut.copy()
+    blurred[y0:y1, x0:x1] = cv2.GaussianBlur(astronaut, (0, 0), 0.04 * s)[y0:y1, x0:x1]
+    assert not blank_face(astronaut, blurred, box)
+    chin_left = flat_filled(astronaut, astronaut_face)
+    cut = int(y1 - 0.3 * (y1 - y0))
+    chin_left[cut:y1, x0:x1] = astronaut[cut:y1, x0:x1]
+    assert not blank_face(astronaut, chin_left, box)
+    skinned, report = protector.protect(astronaut)
+    assert report.faces[0].method == "skin"
+    assert not blank_face(astronaut, skinned, box)
+
+
+def pixelated_blocks(image: np.ndarray, box, blocks: int) -> np.ndarray:
+    from faceskin.audit import mosaic
+
+    return mosaic(image, box, blocks)
+
+
+class _ContextRecognizer(recognizers._CosineRecognizer):
+    """A "recognizer" that sees only what surrounds the face box (a ring of twice its size), as real
+    recognizers end up doing on small covered faces: it matches any change confined to the head."""
+
+    name, threshold = "context", 0.9
+
+    def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
+        x0, y0, x1, y1 = face.box
+        w, h = x1 - x0, y1 - y0
+        a, b = int(max(0, x0 - w)), int(max(0, y0 - h))
+        crop = image[b : int(y1 + h), a : int(x1 + w)].astype(np.float32).copy()
+        crop[int(y0 - h / 2) - b : int(y1 + h / 2) - b, int(x0 - w / 2) - a : int(x1 + w / 2) - a] = 0
+        v = cv2.resize(crop, (8, 8), interpolation=cv2.INTER_AREA).ravel()
+        return v / (np.linalg.norm(v) + 1e-9)
+
+
+def test_a_match_on_a_blank_face_is_discounted_as_blank_and_a_bare_one_counts(tmp_path, astronaut,
+                                                                                 astronaut_face):
+    auditor = Auditor(recognizers=[_ContextRecognizer()], rotations=(0,))
+    a = save(tmp_path / "a.png", astronaut)
+    r = audit(a, save(tmp_path / "b.png", flat_filled(astronaut, astronaut_face)), auditor=auditor,
+              thumbnails=False, fidelity=False)
+    main = max(r.faces, key=lambda f: f.size)
+    assert tuple(main.matched) == ("context",) and main.discounted == {"context": "blank"} and not main.leaked
+    assert r.to_dict()["leaks"]["matches_discounted"]["blank"]["context"] >= 1
+    r = audit(a, save(tmp_path / "c.png", astronaut), auditor=auditor, thumbnails=False, fidelity=False)
+    main = max(r.faces, key=lambda f: f.size)
+    assert main.leaked and not main.discounted
 
 
 def test_psnr_and_head_mask_arithmetic():

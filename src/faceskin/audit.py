@@ -27,7 +27,7 @@ original would, which is the strictest test there is:
   outside the head regions.
 
 A match is evidence only where the recognizer could tell people apart, so
-by default three controls decide which matches are counted (``strict=True``
+by default four controls decide which matches are counted (``strict=True``
 counts every match, the literal rule above):
 
 * *no closer than a cover*: the original face is at least as close (within
@@ -40,6 +40,9 @@ counts every match, the literal rule above):
 * *closer to another person*: the protected face is at least as close to the
   original of someone else seen in the same frame as to its own original, so
   the recognizer cannot single this person out under these conditions;
+* *nothing left*: the protected face box is blank, neither the face's detail
+  nor its coarse layout is there (:func:`blank_face`: a flat fill, with or
+  without grain), so whatever a recognizer matches lies around the box;
 * *unconfirmed detection*: a face only one detector of the ensemble reports,
   unless it is small (under :data:`CONFIRM_MIN_PX` px) and scored at least
   :data:`CONFIRM_SCORE`: real faces of 40 px and more are found by two or
@@ -48,8 +51,8 @@ counts every match, the literal rule above):
   detector only, with high scores. Unchanged places on unconfirmed
   detections are shown in the report for a person to check.
 
-Both controls are relative, so a face left bare (identical to its original)
-always counts. Discounted matches are not hidden: the JSON and the page list them, and the
+The cover and person controls are relative and a bare face is never blank,
+so a face left bare (identical to its original) always counts. Discounted matches are not hidden: the JSON and the page list them, and the
 verdict says how many there were.
 
 Each face in the protected file is also classed from its pixels alone:
@@ -129,6 +132,14 @@ MOSAIC_BLOCKS = 5
 #: to count: covers differing only in their extent or grain scored up to 0.07 (SFace, 0.30-0.36 on one
 #: 47 px group face) apart, so a protection within this of a cover is no more recognisable than one.
 COVER_TOLERANCE = 0.03
+#: A protected face box is blank (nothing of the face is left in it) when its coarse layout, the grey
+#: blurred by BLANK_SIGMA of the box side, varies by at most BLANK_LEVELS (0-255) and by at most
+#: BLANK_SHARE of the original's. Faces vary by 30-50 levels at that scale (eyes, brows, mouth, shading),
+#: a 5-block mosaic or a blur keeps almost all of it; a flat fill, with or without the 2 px grain of a
+#: fall-back cover, varies by under 2.
+BLANK_SIGMA = 1 / 12
+BLANK_LEVELS = 3.0
+BLANK_SHARE = 0.1
 #: Thumbnails kept for leaked faces (the rest are counted, not shown).
 MAX_LEAK_THUMBNAILS = 24
 #: Leaked faces listed one by one in the JSON (the rest are counted).
@@ -356,7 +367,7 @@ class FaceCheck:
     state: str  # "unchanged", "covered" or "skinned"
     similarity: dict[str, float]  # recognizer -> similarity (or distance) original vs protected
     matched: tuple[str, ...]  # recognizers that still match
-    discounted: dict[str, str] = field(default_factory=dict)  # of ``matched``: name -> "cover" / "other person"
+    discounted: dict[str, str] = field(default_factory=dict)  # of ``matched``: "cover" / "blank" / "other person"
     confirmed: bool = True  # False: a large face only one detector reports
     leaked: bool = False  # the match that counts (see the module docstring)
     cover_similarity: dict[str, float] = field(default_factory=dict)  # matched recognizer -> closest cover control
@@ -505,7 +516,8 @@ class AuditResult:
         if not self.leaked:
             weak = sum(f.weak for f in self.faces)
             note = (f" ({weak} face{'s' if weak != 1 else ''} matched only by recognizers that match an "
-                    "identity-free cover of the same face as closely, or another person, or on an unconfirmed "
+                    "identity-free cover of the same face as closely, or another person, or where nothing of "
+                    "the face is left, or on an unconfirmed "
                     "detection: not counted)" if weak else "")
             return (f"No leak found: none of the {len(names)} recognizers ({', '.join(names)}) recognised any of the "
                     f"{len(self.faces)} faces in {self.items_checked} {self.unit}s{sampled} of the protected file "
@@ -581,7 +593,7 @@ class AuditResult:
         events = self.leak_events()
         by_rec = {n: sum(f.leaked and n in f.counted for f in self.faces) for n in names}
         discounted = {why: {n: sum(f.discounted.get(n) == why for f in self.faces) for n in names}
-                      for why in ("cover", "other person")}
+                      for why in ("cover", "blank", "other person")}
         bare_unresolved = [f for f in self.faces if f.state == "unchanged" and not f.leaked]
         states = self.state_counts()
         n = len(self.faces)
@@ -598,7 +610,8 @@ class AuditResult:
                          "unchanged_detail_correlation": UNCHANGED_DETAIL,
                          "covered_flat": COVERED_FLAT, "outside_margin": OUTSIDE_MARGIN,
                          "confirm_min_px": CONFIRM_MIN_PX, "confirm_score": CONFIRM_SCORE,
-                         "cover_tolerance": COVER_TOLERANCE},
+                         "cover_tolerance": COVER_TOLERANCE, "blank_levels": BLANK_LEVELS,
+                         "blank_share": BLANK_SHARE, "blank_sigma": round(BLANK_SIGMA, 4)},
             f"{self.unit}s": {"total": self.items_total, "checked": self.items_checked,
                               "with_faces": len({f.item for f in self.faces})},
             "fps": self.fps,
@@ -772,6 +785,35 @@ def flat_share(gray: np.ndarray) -> float:
     pairs = [np.abs(np.diff(g, axis=1)), np.abs(np.diff(g, axis=0))]
     n = sum(p.size for p in pairs)
     return float(sum(int((p == 0).sum()) for p in pairs) / n) if n else 0.0
+
+
+def _layout_std(gray: np.ndarray) -> float:
+    """How much the coarse layout of a grey crop varies: its standard deviation after a blur of BLANK_SIGMA."""
+    g = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), max(1.0, BLANK_SIGMA * max(gray.shape)))
+    return float(g.std())
+
+
+def blank_face(original: np.ndarray, protected: np.ndarray, box) -> bool:
+    """True when the protected face box holds nothing of the face: neither its detail nor its layout.
+
+    Why it decides a match: a recognizer that still "recognises" such a box
+    sees only what lies around it (hair, clothing, background: the limits
+    the report states), and no control can price that in. On the shared
+    hikers clip SFace and FaceNet matched flat-filled 23-40 px faces, and
+    their scores moved by up to 0.3 with the seed of a cover's noise grain
+    alone. A box is compared whole, so a fill that misses part of the face
+    (a bare chin, one eye) is not blank.
+    """
+    h, w = original.shape[:2]
+    x0, y0, x1, y1 = box
+    a, b = int(max(0, math.floor(x0))), int(max(0, math.floor(y0)))
+    c, d = int(min(w, math.ceil(x1))), int(min(h, math.ceil(y1)))
+    if c - a < 4 or d - b < 4:
+        return False
+    go = cv2.cvtColor(np.ascontiguousarray(original[b:d, a:c]), cv2.COLOR_RGB2GRAY)
+    gp = cv2.cvtColor(np.ascontiguousarray(protected[b:d, a:c]), cv2.COLOR_RGB2GRAY)
+    p = _layout_std(gp)
+    return p <= BLANK_LEVELS and p <= BLANK_SHARE * _layout_std(go)
 
 
 def classify_face(original: np.ndarray, protected: np.ndarray, box) -> str:
@@ -1155,7 +1197,7 @@ class _Scan:
             if rec.is_match(ea, eb):
                 matched.append(rec.name)
         covers: dict[str, float] = {}
-        discounted = self._discounted(orig, face, matched, pairs, covers) if matched else {}
+        discounted = self._discounted(orig, prot, face, probe, matched, pairs, covers) if matched else {}
         for rec in self.a.panel:
             bank = self.originals[tid][rec.name]
             bank.append(pairs[rec.name][0])
@@ -1196,8 +1238,8 @@ class _Scan:
             self._thumbnails(acc, check, prot, probe)
             self.t["thumbnails"] += time.perf_counter() - t0
 
-    def _discounted(self, orig: np.ndarray, face: Face, matched: list[str], pairs: dict,
-                    covers: dict[str, float] | None = None) -> dict[str, str]:
+    def _discounted(self, orig: np.ndarray, prot: np.ndarray, face: Face, probe: Face, matched: list[str],
+                    pairs: dict, covers: dict[str, float] | None = None) -> dict[str, str]:
         """The matching recognizers whose match is no evidence of identity here, and why.
 
         Both controls are relative, so a bare face (identical to its
@@ -1210,7 +1252,9 @@ class _Scan:
         filled with the colour around it: :func:`surround_fill`) as to the
         protected face: the protection is no more recognisable than a cover,
         and at that size or blur the recognizer sees colour, layout and what
-        surrounds the head, not identity.
+        surrounds the head, not identity. "blank": nothing of the face is left
+        in the protected face box (:func:`blank_face`, at the original's box
+        and where the face was looked for), so the match comes from around it.
 
         ``covers`` receives, per recognizer tested against the covers, the
         similarity of the original to its closest cover: the figure a
@@ -1226,6 +1270,9 @@ class _Scan:
             own = closeness(rec, rec.similarity(ea, eb))
             if any(closeness(rec, rec.similarity(eb, e)) >= own for t in others for e in self.originals[t][rec.name]):
                 out[rec.name] = "other person"
+        if any(m not in out for m in matched) and all(blank_face(orig, prot, f.box) for f in (face, probe)):
+            for m in matched:
+                out.setdefault(m, "blank")
         # a face identical to its original (closeness 1) can never be discounted by the mosaic: skip the embedding
         rest = [m for m in matched if m not in out
                 and closeness(by_name[m], by_name[m].similarity(*pairs[m])) < 1 - 1e-6]
