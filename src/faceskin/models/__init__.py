@@ -18,8 +18,8 @@ SHA256 = {
     "centerface.onnx": "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
     "face_landmarker.task": "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
     "sface_int8_pruned.onnx": "487a139eb85ccd5ff30aef7d0add7f12d2bb7abb90c5f08a7f481b452a660e00",
-    "skinmodel.npz": "9d824ec1eb295460d5214a8cb92b8cf801c2ab9dd5504e6e16238d1f21f6ed2d",
-    "skin_embeddings.npz": "82c2bac4ff5e34bbb8cda3efadfeb18ca23ba0385347e943ab07a396d8085165",
+    "skinmodel.npz": "b382e0e7f17518f25f8bc413dd36f125b40a5aad6410229c2455395c225ae875",
+    "skin_embeddings.npz": "bacbd104a75a5eda9c0437fcf318857d63cb2249ed17eb325f98c070fa447d84",
 }
 
 
