@@ -284,3 +284,26 @@ def test_skins_least_like_the_person_are_drawn(astronaut, astronaut_face, defaul
     band = [rest[i] for i in lib._tone_order(rest, tone)[:12]]
     least = {s.skin_id for s in sorted(band, key=lambda s: float(known[s.skin_id] @ ref.sface))[:3]}
     assert {lib.pick(tone, exclude=used, unlike=ref.sface).skin_id for _ in range(10)} <= least
+
+
+def test_last_resort_skins_are_the_least_alike_of_all_tones(astronaut, astronaut_face, defaults):
+    """``least_alike`` draws from the 12 skins (any tone) whose portraits look least like the person:
+    at random without a key, in the same order for the same face with one; never an excluded skin."""
+    from faceskin.identity_check import IdentityCheck
+    from faceskin.skin import keypoints_from_landmarks
+
+    ref = IdentityCheck(second_opinion=False).reference(astronaut, keypoints_from_landmarks(astronaut_face.landmarks))
+    known = portrait_embeddings()
+    by_alike = sorted(defaults, key=lambda s: float(known[s.skin_id] @ ref.sface))
+    band = {s.skin_id for s in by_alike[:12]}
+    draws = [[d.skin_id for d in SkinLibrary(defaults, seed=s).least_alike(ref.sface, count=6)] for s in range(4)]
+    for d in draws:
+        assert len(d) == 6 == len(set(d)) and set(d) <= band
+    assert len({tuple(d) for d in draws}) > 1  # drawn afresh: a hard face is not always given one skin
+    exclude = {s.skin_id for s in by_alike[:3]}
+    d = [x.skin_id for x in SkinLibrary(defaults, seed=0).least_alike(ref.sface, exclude=exclude, count=20)]
+    assert len(d) == 12 and not exclude & set(d) and set(d) <= {s.skin_id for s in by_alike[:15]}
+    keyed = [[x.skin_id for x in SkinLibrary(defaults, seed=s, key=b"k").least_alike(ref.sface, descriptor=ref.sface)]
+             for s in range(3)]
+    assert keyed[0] == keyed[1] == keyed[2]
+    assert SkinLibrary(builtin_skins(), seed=0).least_alike(ref.sface) == []  # donor photos have no portraits

@@ -144,6 +144,42 @@ def test_the_strongest_rung_tries_the_two_best_skins(astronaut, protector, monke
     assert face.method == "skin" and face.skin_id == second and face.similarity == pytest.approx(0.25)
 
 
+def test_the_last_rung_tries_skins_least_like_the_person(astronaut, astronaut_face, detector, landmarker,
+                                                         monkeypatch):
+    # every skin near his tone fails at every strength; the first skin of the last rung (drawn from
+    # those whose portraits look least like him, any tone) passes at the strongest settings
+    import types
+
+    import faceskin.protect as p
+    from faceskin.identity_check import IdentityCheck
+    from faceskin.library import SkinLibrary, portrait_embeddings
+    from faceskin.protect import Protector
+    from faceskin.skin import STRONGEST, keypoints_from_landmarks
+
+    protector = Protector(detector=detector, landmarker=landmarker, library=SkinLibrary.default(seed=0), seed=0)
+
+    sface = IdentityCheck(second_opinion=False).reference(
+        astronaut, keypoints_from_landmarks(astronaut_face.landmarks)).sface
+    attempts = protector.options.skin_attempts
+    painted, check = scripted_self_check(
+        monkeypatch, p, lambda rank, settings: 0.2 if rank == attempts and settings is STRONGEST else 0.6)
+    monkeypatch.setattr(check, "reference", lambda *a: types.SimpleNamespace(sface=sface), raising=False)
+    monkeypatch.setattr(protector, "check", check)
+    out, report = protector.protect(astronaut)
+    face = max(report.faces, key=lambda f: (f.box[2] - f.box[0]))
+    order = first_painted(painted)
+    assert len(order) == attempts + 1 and painted[-1] == (order[-1], STRONGEST)
+    known = portrait_embeddings()
+    least = sorted(known, key=lambda i: float(known[i] @ sface))[:12]
+    assert order[-1] in least and face.method == "skin" and face.skin_id == order[-1]
+    assert face.similarity == pytest.approx(0.2)
+    # and with the rung switched off, the same script ends in the fall-back
+    monkeypatch.setattr(protector.options, "rescue_skins", 0)
+    painted.clear()
+    out, report = protector.protect(astronaut)
+    assert max(report.faces, key=lambda f: (f.box[2] - f.box[0])).method == "fallback"
+
+
 def test_self_check_takes_dlibs_second_opinion(astronaut, astronaut_face):
     # a skin SFace passes but dlib would still match must count as not hidden
     from faceskin.identity_check import DLIB_LIMIT, IdentityCheck

@@ -381,6 +381,34 @@ class SkinLibrary:
         return pool[order[int(self.rng.integers(len(order)))]]
 
 
+    def least_alike(self, unlike: np.ndarray, exclude: set[str] = frozenset(), count: int = 6,
+                    band: int = 12, descriptor: np.ndarray | None = None) -> list[Donor]:
+        """Up to ``count`` skins drawn from the ``band`` whose portraits look least like ``unlike``.
+
+        The last resort for a face that no skin near its tone hides: how much a
+        skin's portrait resembles the person predicts how much the worn skin
+        will (Spearman 0.5-0.65 at the strongest geometry, over all 100 skins,
+        on four hard London faces), whatever the tone. Drawn at random within
+        the band, so a hard-to-hide person does not always get the same skin;
+        with a key and a ``descriptor``, in keyed order (the same face, the
+        same skin). Only skins with a portrait embedding take part (none for a
+        library of donor photos).
+        """
+        known = portrait_embeddings()
+        pool = [s for s in self.skins if s.skin_id not in exclude and s.skin_id in known]
+        if not pool:
+            return []
+        u = np.asarray(unlike, np.float64).ravel()
+        u = u / max(float(np.linalg.norm(u)), 1e-12)
+        alike = [float(known[s.skin_id] @ u) for s in pool]
+        ids = [int(i) for i in np.argsort(alike, kind="stable")[:band]]
+        if self.key is not None and descriptor is not None:
+            ids = [ids[r] for r in keyed_ranking(self.key, [pool[i].skin_id for i in ids], descriptor)]
+        else:
+            ids = [ids[int(i)] for i in self.rng.permutation(len(ids))]
+        return [_as_donor(pool[i]) for i in ids[:count]]
+
+
 def skins_from_photos(paths: Iterable[Path], detector, landmarker) -> list[Donor]:
     """Build donor skins from photos of consenting (or synthetic) people."""
     from faceskin.donor import build_donor

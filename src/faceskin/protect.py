@@ -43,6 +43,11 @@ class ProtectOptions:
     # still matching normal-strength skins on 44-71 px faces. Small faces show little of the
     # difference, so naturalness costs little there.
     strong_below: float = 96.0
+    # Last rung before the fall-back: the strongest geometry on this many skins drawn from the
+    # twelve (of the whole default set, any tone) whose portraits look least like the person.
+    # On four London faces that fell back, 6-28 of the 100 skins pass at that rung, and the
+    # portraits' unlikeness ranks them (Spearman 0.51-0.65): 2-8 of the 10 least alike pass.
+    rescue_skins: int = 6
 
     def first_settings(self, face: Face) -> SkinSettings:
         """The settings a skin is first tried at for this face."""
@@ -119,7 +124,8 @@ class Protector:
                   unlike: np.ndarray | None = None):
         """Skin/settings pairs to try in order: best-fitting skins, then stronger geometry on the three
         that hid the person best so far (``scores``: skin id -> lowest self-check similarity, filled
-        in by the caller as it goes), then the strongest on the best two.
+        in by the caller as it goes), then the strongest on the best two, then the strongest on
+        skins least like the person (``SkinLibrary.least_alike``, ``rescue_skins`` of them).
 
         Which skin hides a person best varies from face to face, so escalating the
         best-scoring skin rather than the first one needs fewer fall-backs.
@@ -154,6 +160,12 @@ class Protector:
         # one, the best of 10 skins at this rung came to 0.18, 0.28 and 0.33 (limit 0.30).
         for skin in sorted(ranked[:3], key=lambda s: scores.get(s.skin_id, np.inf))[:2]:
             yield skin, STRONGEST
+        # no skin near the person's tone hides them: the skins least like them, whatever their tone
+        # (the skin keeps the wearer's colour, so a far tone shows little)
+        rescue = getattr(self.library, "least_alike", None)
+        if rescue is not None and unlike is not None and o.rescue_skins > 0:
+            for skin in rescue(unlike, exclude=used | set(tried), count=o.rescue_skins, descriptor=descriptor):
+                yield skin, STRONGEST
 
     def _as_detected(self, image: np.ndarray, trial: np.ndarray, face: Face, seen: dict) -> float:
         """SFace similarity of the render to the original, both aligned on RetinaFace's own five points,
