@@ -518,6 +518,44 @@ def test_a_track_takes_the_skin_with_room_under_the_self_check(astronaut, astron
     assert st.skin.skin_id == third
 
 
+def test_when_no_tone_near_skin_hides_the_person_the_least_alike_are_tried(astronaut, astronaut_face, landmarker,
+                                                                           monkeypatch):
+    """All five tone-near candidates fail, at first and at STRONGER; the first skin drawn from the
+    twelve least like the person (any tone) passes at STRONGER and becomes the track's skin."""
+    import types
+
+    import faceskin.video as v
+    from faceskin.identity_check import IdentityCheck
+    from faceskin.library import SkinLibrary, portrait_embeddings
+    from faceskin.skin import STRONGER, keypoints_from_landmarks
+
+    protector = Protector(detector=video_detector(), landmarker=landmarker, library=SkinLibrary.default(seed=0),
+                          seed=0, options=ProtectOptions(identity_check=False))
+    sface = IdentityCheck(second_opinion=False).reference(
+        astronaut, keypoints_from_landmarks(astronaut_face.landmarks)).sface
+    options = VideoOptions()
+    n = options.pick_candidates
+    painted, check = scripted_self_check(
+        monkeypatch, v, lambda rank, settings: 0.2 if rank == n and settings is STRONGER else 0.5)
+    monkeypatch.setattr(check, "reference", lambda *a: types.SimpleNamespace(sface=sface), raising=False)
+    monkeypatch.setattr(protector, "check", check, raising=False)
+    vp = VideoProtector(protector, options, seed=0)
+    vp._live, vp._ended, vp._used = {}, [], set()
+    st = v._TrackState(report=v.TrackReport(track_id=1))
+    assert vp._pick_skin(st, astronaut, astronaut_face, 0, 0.0) is None
+    order = first_painted(painted)
+    known = portrait_embeddings()
+    least = sorted(known, key=lambda i: float(known[i] @ sface))[:12]
+    assert len(order) == n + 1 and order[-1] in least
+    assert st.skin.skin_id == order[-1] and st.settings is STRONGER and st.similarity == pytest.approx(0.2)
+    # without the rescue the same person gets no skin
+    painted.clear()
+    vp = VideoProtector(protector, VideoOptions(rescue_candidates=0), seed=0)
+    vp._live, vp._ended, vp._used = {}, [], set()
+    st = v._TrackState(report=v.TrackReport(track_id=1))
+    assert vp._pick_skin(st, astronaut, astronaut_face, 0, 0.0) is not None and st.skin is None
+
+
 def test_a_skin_that_only_just_passed_is_checked_more_often(astronaut_face, video_protector, monkeypatch):
     """A last check with less than ``pick_headroom`` to spare brings the next one after
     ``check_every_close`` frames, not ``check_every`` (GRID lbbc2a: a skin checked at 0.27-0.30

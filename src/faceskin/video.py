@@ -123,6 +123,10 @@ class VideoOptions:
     recheck_scale: float = 0.25  # so is a face grown or shrunk by this fraction
     pick_candidates: int = 5  # skins tried when a track gets its skin (see VideoProtector._pick_skin)
     pick_headroom: float = 0.06  # a skin is taken at once only this far under the self-check limit
+    # When no tone-near candidate has pick_headroom to spare even at STRONGER, this many skins
+    # drawn from the twelve least like the person (any tone: SkinLibrary.least_alike) are tried
+    # at STRONGER too, as a photo's last rung does (0: off).
+    rescue_candidates: int = 4
     retry_seconds: float = 1.0  # a track whose skin failed the self-check is covered this long, then re-skinned
     small_faces_every: int = 4  # frames between detection passes at twice the size (0: none; see _detect)
     small_faces_below: float = 24.0  # px: what that pass adds (larger faces the native pass finds)
@@ -453,8 +457,9 @@ class VideoProtector:
         spends the clip under a cover: with the model's skins that was 66 of 75
         frames on one GRID clip. So more candidates are tried than in a photo,
         a skin is taken at once only with ``pick_headroom`` to spare, and
-        otherwise the two best are tried at ``STRONGER`` and the lowest
-        similarity wins. Returns why none fits.
+        otherwise the two best are tried at ``STRONGER``, then (if still none
+        has that headroom) ``rescue_candidates`` skins least like the person
+        of any tone, and the lowest similarity wins. Returns why none fits.
 
         A failed choice is tried again ``check_every`` frames later, then twice
         and four times as late: each try renders and checks up to seven skins
@@ -494,6 +499,15 @@ class VideoProtector:
             if not any(attempt(c, first) for c in candidates) and first is not STRONGER:
                 ranked = sorted(tried, key=lambda x: x[0])[:2]
                 any(attempt(skin, STRONGER) for _, skin, _ in ranked)
+            rescue = getattr(p.library, "least_alike", None)
+            if (rescue is not None and not p.options.force_skin_id and self.options.rescue_candidates > 0
+                    and getattr(ref, "sface", None) is not None
+                    and min((x[0] for x in tried), default=np.inf) > good_enough):
+                # none near the person's tone hides them with room to spare: the skins least like them
+                live = {s.skin.skin_id for s in self._live.values() if s.skin is not None and s is not st}
+                exclude = live | self._used | {x[1].skin_id for x in tried}  # worn by nobody else in the clip
+                any(attempt(skin, STRONGER) for skin in
+                    rescue(ref.sface, exclude=exclude, count=self.options.rescue_candidates))
             best = min(tried, key=lambda x: x[0]) if tried else None
             if best is None or best[0] > limit:
                 st.retry_at = index + self.options.check_every * 2 ** min(st.failed_picks, 2)
@@ -704,13 +718,27 @@ class VideoProtector:
                 if checking or watching:
                     full = checking  # a watch asks SFace only; its failure withdraws from this frame on
                     ref = check.reference(rec.original, keypoints_from_landmarks(e.face.landmarks))
-                    sim = check.similarity_to(ref, rec.image, keypoints_from_landmarks(moved), full)
                     limit = check.limit_for(e.face.size)
+                    as_detected: list = []  # the original aligned on the detector's points, embedded once
+
+                    def look(moved: np.ndarray) -> float:
+                        """SFace on the mesh's points, then (if that passes) on the detector's, as an
+                        attacker aligns: on the selfie clip a skin the first passed scored 0.364 (SFace's
+                        match threshold 0.363) in the audit, which aligns on detectors' points."""
+                        sim = check.similarity_to(ref, rec.image, keypoints_from_landmarks(moved), full)
+                        kp = e.face.keypoints
+                        if sim <= limit and kp is not None and hasattr(check, "embed"):
+                            if not as_detected:
+                                as_detected.append(check.embed(rec.original, kp))
+                            sim = max(sim, float(as_detected[0] @ check.embed(rec.image, kp)))
+                        return sim
+
+                    sim = look(moved)
                     if sim > limit and st.settings is not STRONGER:
                         st.settings = STRONGER
                         rec.image[:] = before
                         moved = render_skin(rec.image, e.face, st.skin, STRONGER)
-                        sim = check.similarity_to(ref, rec.image, keypoints_from_landmarks(moved), full)
+                        sim = look(moved)
                     if full:
                         st.similarity = sim
                     if sim > limit:
