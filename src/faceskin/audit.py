@@ -800,7 +800,7 @@ def blank_face(original: np.ndarray, protected: np.ndarray, box) -> bool:
     sees only what lies around it (hair, clothing, background: the limits
     the report states), and no control can price that in. On the shared
     hikers clip SFace and FaceNet matched flat-filled 23-40 px faces, and
-    their scores moved by up to 0.3 with the seed of a cover's noise grain
+    their scores moved by up to 0.2 with the seed of a cover's noise grain
     alone. A box is compared whole, so a fill that misses part of the face
     (a bare chin, one eye) is not blank.
     """
