@@ -118,29 +118,38 @@ def make_broken(src: Path, dst: Path, bare: int, auditor: Auditor, cover: str) -
     frames = list(open_video(src))
     pipeline = FaceDetector(rotations=(0,))
     boxes: list[list[np.ndarray]] = []
+    faces: list[list[bool]] = []  # per box: a face the audit's ensemble confirms (two or more detectors)
     for f in frames:
-        found = pipeline.detect(f.rgb) + auditor.video_detector.detect(f.rgb)
+        ensemble = auditor.video_detector.detect(f.rgb)
+        found = pipeline.detect(f.rgb) + ensemble
         merged: list[np.ndarray] = []
         for face in sorted(found, key=lambda x: -x.size):
             if not merged or box_iou(face.box, np.array(merged)).max() < 0.3:
                 merged.append(np.asarray(face.box, np.float64))
         boxes.append(merged)
+        sure = [np.asarray(e.box, np.float64) for e in ensemble if "+" in e.source]
+        faces.append([bool(sure) and box_iou(b, np.array(sure)).max() > 0.3 for b in merged])
     ids = link_tracks(boxes)
     sizes: dict[int, list[float]] = {}
     seen: dict[int, list[int]] = {}
-    for i, (bs, ts) in enumerate(zip(boxes, ids)):
-        for b, t in zip(bs, ts):
-            sizes.setdefault(t, []).append(max(b[2] - b[0], b[3] - b[1]))
-            seen.setdefault(t, []).append(i)
-    # the person: the track with the largest median face among tracks long enough for the window
-    candidates = [t for t in seen if len(seen[t]) >= bare + 4]
+    for i, (bs, ts, ok) in enumerate(zip(boxes, ids, faces)):
+        for b, t, is_face in zip(bs, ts, ok):
+            if is_face:  # frames where the box is a confirmed face: only those can be left bare
+                sizes.setdefault(t, []).append(max(b[2] - b[0], b[3] - b[1]))
+                seen.setdefault(t, []).append(i)
+    # the person: the track with the largest median confirmed face among tracks with a long enough run of
+    # confirmed frames (the largest boxes alone can be hands or rucksacks: on the hikers clip they were)
+    def window(run: list[int]) -> int | None:
+        return next((run[k] for k in range(max(0, len(run) // 2 - bare // 2), len(run) - bare + 1)
+                     if run[k + bare - 1] - run[k] == bare - 1), None)
+
+    candidates = [t for t in seen if len(seen[t]) >= bare + 4 and window(seen[t]) is not None]
     if not candidates:
         raise SystemExit(f"{src.name}: no track long enough to leave {bare} frames bare")
     person = max(candidates, key=lambda t: np.median(sizes[t]))
     run = seen[person]
-    # `bare` consecutive detected frames in the middle of the track
-    start = next(run[k] for k in range(len(run) // 2 - bare // 2, len(run) - bare + 1)
-                 if run[k + bare - 1] - run[k] == bare - 1)
+    # `bare` consecutive confirmed frames in the middle of the track
+    start = window(run)
     bare_frames = list(range(start, start + bare))
     reader = open_video(src)
     rng = np.random.default_rng(0)
