@@ -239,6 +239,9 @@ class ScriptedCheck:
         self.light += not second_opinion
         return 0.6 if keypoints_before[2][0] > self.x else 0.05
 
+    def embed(self, image, keypoints):  # the detector-aligned second look: no opinion (similarity 0)
+        return np.zeros(128, np.float32)
+
 
 def test_failed_self_check_withdraws_the_skin(tmp_path, clip, video_protector, monkeypatch):
     """From frame ~10 on no skin hides the face: those frames are covered, and the unchecked

@@ -1270,7 +1270,8 @@ class _Scan:
             own = closeness(rec, rec.similarity(ea, eb))
             if any(closeness(rec, rec.similarity(eb, e)) >= own for t in others for e in self.originals[t][rec.name]):
                 out[rec.name] = "other person"
-        if any(m not in out for m in matched) and all(blank_face(orig, prot, f.box) for f in (face, probe)):
+        looked = (face,) if probe is face else (face, probe)
+        if any(m not in out for m in matched) and all(blank_face(orig, prot, f.box) for f in looked):
             for m in matched:
                 out.setdefault(m, "blank")
         # a face identical to its original (closeness 1) can never be discounted by the mosaic: skip the embedding

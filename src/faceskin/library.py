@@ -372,14 +372,11 @@ class SkinLibrary:
         order = self._tone_order(pool, tone) if known_tone else [int(i) for i in self.rng.permutation(len(pool))]
         known = portrait_embeddings() if unlike is not None else {}
         if known:
-            u = np.asarray(unlike, np.float64).ravel()
-            u = u / max(float(np.linalg.norm(u)), 1e-12)
             band = order[: self.tone_band]
-            alike = [float(known[pool[i].skin_id] @ u) if pool[i].skin_id in known else np.inf for i in band]
+            alike = _alikeness(unlike, [pool[i].skin_id for i in band], known)
             order = [band[k] for k in np.argsort(alike, kind="stable")]
         order = order[: max(1, self.candidates)]
         return pool[order[int(self.rng.integers(len(order)))]]
-
 
     def least_alike(self, unlike: np.ndarray, exclude: set[str] = frozenset(), count: int = 6,
                     band: int = 12, descriptor: np.ndarray | None = None) -> list[Donor]:
@@ -398,15 +395,20 @@ class SkinLibrary:
         pool = [s for s in self.skins if s.skin_id not in exclude and s.skin_id in known]
         if not pool:
             return []
-        u = np.asarray(unlike, np.float64).ravel()
-        u = u / max(float(np.linalg.norm(u)), 1e-12)
-        alike = [float(known[s.skin_id] @ u) for s in pool]
+        alike = _alikeness(unlike, [s.skin_id for s in pool], known)
         ids = [int(i) for i in np.argsort(alike, kind="stable")[:band]]
         if self.key is not None and descriptor is not None:
             ids = [ids[r] for r in keyed_ranking(self.key, [pool[i].skin_id for i in ids], descriptor)]
         else:
             ids = [ids[int(i)] for i in self.rng.permutation(len(ids))]
         return [_as_donor(pool[i]) for i in ids[:count]]
+
+
+def _alikeness(unlike: np.ndarray, skin_ids: Sequence[str], known: dict[str, np.ndarray]) -> list[float]:
+    """How much each skin's portrait looks like the person (cosine to ``unlike``); inf without a portrait."""
+    u = np.asarray(unlike, np.float64).ravel()
+    u = u / max(float(np.linalg.norm(u)), 1e-12)
+    return [float(known[i] @ u) if i in known else np.inf for i in skin_ids]
 
 
 def skins_from_photos(paths: Iterable[Path], detector, landmarker) -> list[Donor]:

@@ -427,7 +427,7 @@ class VideoProtector:
         p = self.protector
         if p.options.force_skin_id:
             return [p.library.by_id(p.options.force_skin_id)]
-        live = {s.skin.skin_id for s in self._live.values() if s.skin is not None and s is not state}
+        live = self._worn_by_others(state)
         out = []
         for end_t, box, skin, tid in reversed(self._ended):  # inherit: a track that just ended here
             if t - end_t > self.options.inherit_seconds or skin.skin_id in live:
@@ -447,6 +447,10 @@ class VideoProtector:
                 break  # the library ran out (choose then ignores exclude)
             out.append(skin)
         return out
+
+    def _worn_by_others(self, state: _TrackState) -> set[str]:
+        """Skin ids worn right now by live tracks other than ``state``'s: never handed out twice at once."""
+        return {s.skin.skin_id for s in self._live.values() if s.skin is not None and s is not state}
 
     def _pick_skin(self, st: _TrackState, image: np.ndarray, face: Face, index: int, t: float) -> str | None:
         """Give the track its skin (and settings): the candidate that hides the person best.
@@ -504,8 +508,7 @@ class VideoProtector:
                     and getattr(ref, "sface", None) is not None
                     and min((x[0] for x in tried), default=np.inf) > good_enough):
                 # none near the person's tone hides them with room to spare: the skins least like them
-                live = {s.skin.skin_id for s in self._live.values() if s.skin is not None and s is not st}
-                exclude = live | self._used | {x[1].skin_id for x in tried}  # worn by nobody else in the clip
+                exclude = self._worn_by_others(st) | self._used | {x[1].skin_id for x in tried}
                 any(attempt(skin, STRONGER) for skin in
                     rescue(ref.sface, exclude=exclude, count=self.options.rescue_candidates))
             best = min(tried, key=lambda x: x[0]) if tried else None
@@ -727,7 +730,7 @@ class VideoProtector:
                         match threshold 0.363) in the audit, which aligns on detectors' points."""
                         sim = check.similarity_to(ref, rec.image, keypoints_from_landmarks(moved), full)
                         kp = e.face.keypoints
-                        if sim <= limit and kp is not None and hasattr(check, "embed"):
+                        if sim <= limit and kp is not None:
                             if not as_detected:
                                 as_detected.append(check.embed(rec.original, kp))
                             sim = max(sim, float(as_detected[0] @ check.embed(rec.image, kp)))
