@@ -137,6 +137,38 @@ def test_blank_face_means_nothing_of_the_face_is_left(astronaut, astronaut_face,
     assert not blank_face(astronaut, skinned, box)
 
 
+def _jpeg(image: np.ndarray, quality: int = 60) -> np.ndarray:
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+
+
+def test_two_covers_meeting_in_the_box_are_blank_and_a_bare_patch_beside_a_cover_is_not(astronaut, astronaut_face):
+    """A neighbour's cover reaching into the box leaves it blank; an eye, the mouth or one half of the face
+    left bare is not, at any size and after a lossy encode (where the bare part no longer equals the original)."""
+    box = astronaut_face.box
+    for scale in (0.08, 0.12, 0.2, 0.4, 1.0):  # faces of about 8 to 100 px
+        img = cv2.resize(astronaut, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        b = box * scale
+        w, h = b[2] - b[0], b[3] - b[1]
+        covered = img.copy()
+        cover_face(covered, Face(box=b.copy(), score=1.0), np.random.default_rng(0), 0.1)
+        two = covered.copy()  # the next person's head cover, in another colour, over the left of this box
+        cv2.ellipse(two, (int(b[0] - 0.45 * w), int((b[1] + b[3]) / 2)), (int(0.75 * w), int(0.9 * h)),
+                    0, 0, 360, (60, 90, 140), -1)
+        for protected in (two, _jpeg(two)):
+            assert blank_face(img, protected, b), scale
+        for fy0, fy1, fx0, fx1 in ((0.3, 0.5, 0.1, 0.5), (0.25, 0.55, 0.0, 0.5), (0.6, 1.0, 0.2, 0.8),
+                                   (0.0, 1.0, 0.0, 0.5), (0.3, 0.5, 0.0, 1.0)):
+            ya, yb = int(b[1] + fy0 * h), math.ceil(b[1] + fy1 * h)
+            xa, xb = int(b[0] + fx0 * w), math.ceil(b[0] + fx1 * w)
+            for base in (covered, two):
+                left = base.copy()
+                left[ya:yb, xa:xb] = img[ya:yb, xa:xb]
+                for protected in (left, _jpeg(left)):
+                    assert not blank_face(img, protected, b), (scale, fy0, fy1, fx0, fx1)
+
+
 def pixelated_blocks(image: np.ndarray, box, blocks: int) -> np.ndarray:
     from faceskin.audit import mosaic
 

@@ -140,6 +140,15 @@ COVER_TOLERANCE = 0.03
 BLANK_SIGMA = 1 / 12
 BLANK_LEVELS = 3.0
 BLANK_SHARE = 0.1
+#: Two covers can meet inside one box (neighbours in a crowd: on the shared hikers clip a 15 px face
+#: lay under its own cover and the edge of the next person's). Such a box is blank too when two flat
+#: colours explain it by the same measure, each fills one connected region, the smaller one reaches the
+#: box's edge (a cover comes in from outside; an eye or mouth left bare lies inside), and neither is the
+#: original left in place: its grey differs from the original's by at least BLANK_COPY_LEVELS on average
+#: (a bare mouth on a 12 px face differed by 8 after one JPEG encode at quality 75; the neighbour's cover
+#: on that hikers face by 24, covers over the astronaut's face by 40-80).
+BLANK_COPY_LEVELS = 15.0
+BLANK_CONNECTED = 0.9
 #: Thumbnails kept for leaked faces (the rest are counted, not shown).
 MAX_LEAK_THUMBNAILS = 24
 #: Leaked faces listed one by one in the JSON (the rest are counted).
@@ -793,6 +802,57 @@ def _layout_std(gray: np.ndarray) -> float:
     return float(g.std())
 
 
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _two_colours(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels 0/1, grey residual) of the closest two-colour picture of an RGB crop (2-means, deterministic)."""
+    h, w = crop.shape[:2]
+    x = crop.reshape(-1, 3).astype(np.float32)
+    d = x - x.mean(0)
+    _, _, vt = np.linalg.svd(d, full_matrices=False)
+    along = d @ vt[0]
+    labels = (along > (along.min() + along.max()) / 2).astype(np.int64)  # split the colour range in half
+    centres = np.zeros((2, 3), np.float32)
+    for _ in range(20):
+        for j in (0, 1):
+            if (labels == j).any():
+                centres[j] = x[labels == j].mean(0)
+        new = np.argmin(((x[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return labels.reshape(h, w), ((x - centres[labels]) @ _LUMA).reshape(h, w)
+
+
+def _two_covers(go: np.ndarray, gp: np.ndarray, pa: np.ndarray, limit: float) -> bool:
+    """Whether two flat fills, neither of them the original left in place, explain a protected box."""
+    labels, residual = _two_colours(pa)
+    if _layout_rms(residual) > limit:
+        return False
+    smaller = int((labels == 1).sum() < (labels == 0).sum())
+    edge = np.ones(labels.shape, bool)
+    edge[1:-1, 1:-1] = False
+    for j in (0, 1):
+        region = labels == j
+        if not region.any():
+            continue
+        _, _, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=8)
+        if stats[1:, cv2.CC_STAT_AREA].max() < BLANK_CONNECTED * region.sum():
+            return False  # specks: detail, not a fill
+        if j == smaller and not (region & edge).any():
+            return False  # a patch inside the face (an eye, the mouth), not a neighbour's cover reaching in
+        if np.abs(gp[region].astype(np.float32) - go[region]).mean() < BLANK_COPY_LEVELS:
+            return False  # part of the original, left bare
+    return True
+
+
+def _layout_rms(residual: np.ndarray) -> float:
+    """How far a grey residual strays from zero at the layout scale (BLANK_SIGMA, as in :func:`_layout_std`)."""
+    r = cv2.GaussianBlur(residual.astype(np.float32), (0, 0), max(1.0, BLANK_SIGMA * max(residual.shape)))
+    return float(np.sqrt((r * r).mean()))
+
+
 def blank_face(original: np.ndarray, protected: np.ndarray, box) -> bool:
     """True when the protected face box holds nothing of the face: neither its detail nor its layout.
 
@@ -802,7 +862,9 @@ def blank_face(original: np.ndarray, protected: np.ndarray, box) -> bool:
     hikers clip SFace and FaceNet matched flat-filled 23-40 px faces, and
     their scores moved by up to 0.2 with the seed of a cover's noise grain
     alone. A box is compared whole, so a fill that misses part of the face
-    (a bare chin, one eye) is not blank.
+    (a bare chin, one eye) is not blank. Two fills that meet in the box
+    (the person's cover and a neighbour's) are blank when neither region
+    is the original left in place (see :data:`BLANK_COPY_LEVELS`).
     """
     h, w = original.shape[:2]
     x0, y0, x1, y1 = box
@@ -812,8 +874,10 @@ def blank_face(original: np.ndarray, protected: np.ndarray, box) -> bool:
         return False
     go = cv2.cvtColor(np.ascontiguousarray(original[b:d, a:c]), cv2.COLOR_RGB2GRAY)
     gp = cv2.cvtColor(np.ascontiguousarray(protected[b:d, a:c]), cv2.COLOR_RGB2GRAY)
-    p = _layout_std(gp)
-    return p <= BLANK_LEVELS and p <= BLANK_SHARE * _layout_std(go)
+    limit = min(BLANK_LEVELS, BLANK_SHARE * _layout_std(go))
+    if _layout_std(gp) <= limit:
+        return True
+    return _two_covers(go, gp, np.ascontiguousarray(protected[b:d, a:c]), limit)
 
 
 def classify_face(original: np.ndarray, protected: np.ndarray, box) -> str:
