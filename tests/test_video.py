@@ -559,6 +559,70 @@ def test_when_no_tone_near_skin_hides_the_person_the_least_alike_are_tried(astro
     assert vp._pick_skin(st, astronaut, astronaut_face, 0, 0.0) is not None and st.skin is None
 
 
+def test_when_stronger_does_not_hide_the_person_the_donor_eyes_are_tried_before_a_cover(
+        astronaut, astronaut_face, video_protector, monkeypatch):
+    """The pick: every candidate fails at first and at STRONGER, the best passes at STRONGEST and
+    becomes the track's skin; with ``strongest=False`` the track gets no skin (a cover)."""
+    import faceskin.video as v
+    from faceskin.skin import STRONGER, STRONGEST
+
+    def score(rank, settings):
+        return 0.1 if settings is STRONGEST else 0.4 + rank / 100 if settings is STRONGER else 0.5
+
+    for strongest in (True, False):
+        painted, check = scripted_self_check(monkeypatch, v, score)
+        monkeypatch.setattr(video_protector, "check", check, raising=False)
+        vp = VideoProtector(video_protector, VideoOptions(strongest=strongest, rescue_candidates=0), seed=0)
+        vp._live, vp._ended, vp._used = {}, [], set()
+        st = v._TrackState(report=v.TrackReport(track_id=1))
+        failure = vp._pick_skin(st, astronaut, astronaut_face, 0, 0.0)
+        if strongest:
+            assert failure is None and st.settings is STRONGEST
+            assert st.skin.skin_id == first_painted(painted)[0]  # the best at STRONGER (0.40)
+            assert [s for _, s in painted].count(STRONGEST) == 1
+        else:
+            assert failure is not None and st.skin is None
+            assert STRONGEST not in [s for _, s in painted]
+        monkeypatch.undo()
+
+
+def test_a_watch_failure_escalates_to_the_donor_eyes_before_the_skin_comes_off(tmp_path, clip, video_protector,
+                                                                                monkeypatch):
+    """From frame 8 on the skin no longer hides the person at its own settings nor at STRONGER, but
+    does at STRONGEST: the track keeps a skin (at STRONGEST) to the end instead of being covered."""
+    import faceskin.video as v
+    from faceskin.skin import STRONGEST
+
+    frame = {"i": 0}
+    real_render = v.VideoProtector._render_skins
+
+    def render_skins(self, rec, after=None):
+        frame["i"] = rec.index
+        return real_render(self, rec, after)
+
+    def score(rank, settings):
+        return 0.05 if settings is STRONGEST or frame["i"] < 8 else 0.6
+
+    for strongest in (True, False):
+        painted, check = scripted_self_check(monkeypatch, v, score, limit=0.2)
+        monkeypatch.setattr(video_protector, "check", check, raising=False)
+        monkeypatch.setattr(v.VideoProtector, "_render_skins", render_skins)
+        out = tmp_path / f"strongest{strongest}.mp4"
+        report = protect_video(clip, out, protector=video_protector, seed=0,
+                               options=VideoOptions(strongest=strongest, render_threads=1))
+        monkeypatch.undo()
+        methods = report.frame_methods
+        if strongest:
+            assert STRONGEST in [s for _, s in painted]
+            assert all(m == "skin" for m in methods[2:-1]), methods
+        else:
+            assert methods.count("fallback") > N // 3, methods
+            after = frames_of(out)
+            for i, m in enumerate(methods):
+                if m == "fallback":
+                    assert not detected_in(video_protector, after[i]), f"frame {i} still shows the face"
+
+
 def test_a_skin_that_only_just_passed_is_checked_more_often(astronaut_face, video_protector, monkeypatch):
     """A last check with less than ``pick_headroom`` to spare brings the next one after
     ``check_every_close`` frames, not ``check_every`` (GRID lbbc2a: a skin checked at 0.27-0.30
