@@ -76,7 +76,7 @@ from faceskin.fallback import cover_face, head_region
 from faceskin.landmarks import head_angles
 from faceskin.library import measure_tone
 from faceskin.protect import Protector
-from faceskin.skin import STRONGER, STRONGEST, SkinSettings, face_scale, keypoints_from_landmarks, render_skin
+from faceskin.skin import STRONGER, SkinSettings, face_scale, keypoints_from_landmarks, render_skin
 from faceskin.smoothing import OneEuroFilter
 from faceskin.tracking import FaceTracker
 from faceskin.videofile import DEFAULT_CRF, VideoWriter, _output_format, _same_file, open_video
@@ -127,11 +127,6 @@ class VideoOptions:
     # drawn from the twelve least like the person (any tone: SkinLibrary.least_alike) are tried
     # at STRONGER too, as a photo's last rung does (0: off).
     rescue_candidates: int = 4
-    # When even STRONGER does not hide the person (pick or self-check), the skin is tried at STRONGEST,
-    # the donor's own eyes, before the track is covered: a skin that no longer follows the eyes still
-    # looks like a person and moves with the head; a cover does neither. Selfie clip, seed 0: skinned
-    # face-frames 149 -> 212 of 385 (False: cover instead).
-    strongest: bool = True
     retry_seconds: float = 1.0  # a track whose skin failed the self-check is covered this long, then re-skinned
     small_faces_every: int = 4  # frames between detection passes at twice the size (0: none; see _detect)
     small_faces_below: float = 24.0  # px: what that pass adds (larger faces the native pass finds)
@@ -468,8 +463,7 @@ class VideoProtector:
         a skin is taken at once only with ``pick_headroom`` to spare, and
         otherwise the two best are tried at ``STRONGER``, then (if still none
         has that headroom) ``rescue_candidates`` skins least like the person
-        of any tone, then the two best at ``STRONGEST`` (``VideoOptions.strongest``),
-        and the lowest similarity wins. Returns why none fits.
+        of any tone, and the lowest similarity wins. Returns why none fits.
 
         A failed choice is tried again ``check_every`` frames later, then twice
         and four times as late: each try renders and checks up to seven skins
@@ -517,10 +511,6 @@ class VideoProtector:
                 exclude = self._worn_by_others(st) | self._used | {x[1].skin_id for x in tried}
                 any(attempt(skin, STRONGER) for skin in
                     rescue(ref.sface, exclude=exclude, count=self.options.rescue_candidates))
-            if (self.options.strongest and first is not STRONGEST and tried
-                    and min(x[0] for x in tried) > good_enough):
-                # still none with room to spare: the two best with the donor's eyes
-                any(attempt(skin, STRONGEST) for _, skin, _ in sorted(tried, key=lambda x: x[0])[:2])
             best = min(tried, key=lambda x: x[0]) if tried else None
             if best is None or best[0] > limit:
                 st.retry_at = index + self.options.check_every * 2 ** min(st.failed_picks, 2)
@@ -695,8 +685,8 @@ class VideoProtector:
 
         On a track's self-check frames (:meth:`_schedule_check`) its skin is
         re-embedded against the original face (the protector's identity check). A failure escalates the
-        track to ``STRONGER`` for good, then to ``STRONGEST`` (``VideoOptions.strongest``); if even
-        that does not hide the person, this frame and the unchecked ones since the track's previous check are
+        track to ``STRONGER`` for good; if even that does not hide the person,
+        this frame and the unchecked ones since the track's previous check are
         withdrawn (covered) and the track is covered for ``retry_seconds``.
         On every other ``watch_every``-th frame SFace alone looks at the skin
         (``VideoOptions.watch_every``); a failed look escalates the same way
@@ -747,10 +737,10 @@ class VideoProtector:
                         return sim
 
                     sim = look(moved)
-                    while sim > limit and (stronger := self._next_rung(st.settings)) is not None:
-                        st.settings = stronger
+                    if sim > limit and st.settings is not STRONGER:
+                        st.settings = STRONGER
                         rec.image[:] = before
-                        moved = render_skin(rec.image, e.face, st.skin, stronger)
+                        moved = render_skin(rec.image, e.face, st.skin, STRONGER)
                         sim = look(moved)
                     if full:
                         st.similarity = sim
@@ -766,12 +756,6 @@ class VideoProtector:
                     rec.image[:] = before
                 e.skinnable, e.reason = False, f"skin render failed: {type(exc).__name__}: {exc}"
         self._spent("render", time.perf_counter() - t0)
-
-    def _next_rung(self, settings: SkinSettings | None) -> SkinSettings | None:
-        """The settings a track escalates to when its skin fails a self-check; None: cover it."""
-        if settings is STRONGEST or (settings is STRONGER and not self.options.strongest):
-            return None
-        return STRONGEST if settings is STRONGER else STRONGER
 
     def _withdraw(self, tid: int, first: int, last: int) -> None:
         """Mark the analysed frames first..last of a track as not skinned, so they are covered.
