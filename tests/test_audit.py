@@ -205,6 +205,52 @@ def test_a_match_on_a_blank_face_is_discounted_as_blank_and_a_bare_one_counts(tm
     assert main.leaked and not main.discounted
 
 
+def test_fidelity_figures_are_right_on_scripted_landmarks(astronaut, astronaut_face, auditor):
+    """Expression r, its mean error, head-pose error and landmark jitter, fed known pairs of fits:
+    the astronaut's own mesh drifting smoothly, with noise of known size on the input and twice that
+    on the output, the output's jawOpen an affine copy of the input's, its blinks the input's
+    mirrored, its head turned 12 degrees."""
+    from dataclasses import replace
+
+    from faceskin.audit import AuditResult, _Scan, _TrackAcc
+
+    scan = _Scan(auditor, AuditResult(original="a", protected="b", media="video", recognizers=[], detectors=[]),
+                 auditor.video_detector, gallery=None, thumbnails=False)
+    acc = _TrackAcc(1)
+    rng = np.random.default_rng(0)
+    sigma, n = 0.5, 40
+    turn = np.radians(12.0)
+    yaw = np.array([[np.cos(turn), 0, np.sin(turn), 0], [0, 1, 0, 0],
+                    [-np.sin(turn), 0, np.cos(turn), 0], [0, 0, 0, 1]])
+    jaw = 0.3 + 0.25 * np.sin(np.arange(n) / 3)
+    blink = 0.5 + 0.4 * np.cos(np.arange(n) / 2)
+    base = astronaut_face.landmarks.copy()
+    for i in range(n):
+        drift = base.copy()
+        drift[:, :2] += (1.5 * i, 0.5 * i)  # a straight-line drift: no second difference
+        a_lm, b_lm = drift.copy(), drift.copy()
+        a_lm[:, :2] += rng.normal(0, sigma, (len(base), 2))
+        b_lm[:, :2] += rng.normal(0, 2 * sigma, (len(base), 2))
+        a = replace(astronaut_face, landmarks=a_lm,
+                    blendshapes={"jawOpen": jaw[i], "eyeBlinkLeft": blink[i], "eyeBlinkRight": blink[i]})
+        b = replace(astronaut_face, landmarks=b_lm, pose=yaw @ astronaut_face.pose,
+                    blendshapes={"jawOpen": 0.5 * jaw[i] + 0.1, "eyeBlinkLeft": 1 - blink[i],
+                                 "eyeBlinkRight": 1 - blink[i]})
+        scan._fidelity(acc, i, astronaut, astronaut, astronaut_face, astronaut_face, True, a, b)
+    scan.finish()
+    f = scan.r.fidelity
+    assert f["skinned_faces"] == n and f["detection_rate_skinned"] == 1.0 and f["blendshape_pairs"] == n
+    assert f["blendshape_r"]["jawOpen"] == pytest.approx(1.0, abs=1e-4)
+    assert f["blendshape_r"]["eyeBlink"] == pytest.approx(-1.0, abs=1e-4)
+    assert f["blendshape_mean_abs_error"]["jawOpen"] == pytest.approx(np.mean(np.abs(0.5 * jaw - 0.1)), abs=1e-4)
+    assert f["head_pose_error_deg"]["yaw"] == pytest.approx(12.0, abs=0.5)
+    # second difference of independent noise: sqrt(12) sigma per point, over the face size
+    size = astronaut_face.size
+    assert f["landmark_jitter"]["triples"] == n - 2
+    assert f["landmark_jitter"]["input"] == pytest.approx(np.sqrt(12) * sigma / size, rel=0.05)
+    assert f["landmark_jitter"]["ratio"] == pytest.approx(2.0, rel=0.05)
+
+
 def test_psnr_and_head_mask_arithmetic():
     assert psnr_from_mse(0.0) == math.inf
     assert psnr_from_mse(4.0) == pytest.approx(10 * math.log10(255 ** 2 / 4))
