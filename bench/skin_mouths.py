@@ -41,9 +41,9 @@ DATA = Path(os.environ.get("FACESKIN_SHARED_DATA", ROOT.parent / "shared" / "dat
 GOAL = 0.9
 
 
-def fitted_frames(clips: list[Path], step: int) -> list[tuple[np.ndarray, object]]:
+def fitted_frames(clips: list[Path], step: int, landmarker: Landmarker) -> list[tuple[np.ndarray, object]]:
     """(frame, fitted largest face) for every ``step``-th frame where the landmarker fits."""
-    detector, landmarker = video_detector(), Landmarker()
+    detector = video_detector()
     out = []
     for clip in clips:
         for i, frame in enumerate(open_video(clip)):
@@ -85,10 +85,10 @@ def main() -> None:
     clips = sorted((DATA / "videos").glob(f"{args.clips}.mp4"))
     if not clips:
         raise SystemExit(f"error: no clips matching {args.clips} under {DATA / 'videos'}")
-    frames = fitted_frames(clips, args.step)
+    landmarker = Landmarker()
+    frames = fitted_frames(clips, args.step, landmarker)
     library = SkinLibrary.default(seed=0)
     skins = library.skins[: args.limit] if args.limit else library.skins
-    landmarker = Landmarker()
     rows = []
     for entry in skins:
         skin = library.by_id(entry.skin_id)  # the library lists entries; this draws the skin

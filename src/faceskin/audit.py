@@ -796,10 +796,14 @@ def flat_share(gray: np.ndarray) -> float:
     return float(sum(int((p == 0).sum()) for p in pairs) / n) if n else 0.0
 
 
+def _layout(gray: np.ndarray) -> np.ndarray:
+    """The coarse layout of a grey crop (or of a residual): blurred by BLANK_SIGMA of its longer side."""
+    return cv2.GaussianBlur(gray.astype(np.float32), (0, 0), max(1.0, BLANK_SIGMA * max(gray.shape)))
+
+
 def _layout_std(gray: np.ndarray) -> float:
-    """How much the coarse layout of a grey crop varies: its standard deviation after a blur of BLANK_SIGMA."""
-    g = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), max(1.0, BLANK_SIGMA * max(gray.shape)))
-    return float(g.std())
+    """How much the coarse layout of a grey crop varies: its standard deviation."""
+    return float(_layout(gray).std())
 
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -848,8 +852,8 @@ def _two_covers(go: np.ndarray, gp: np.ndarray, pa: np.ndarray, limit: float) ->
 
 
 def _layout_rms(residual: np.ndarray) -> float:
-    """How far a grey residual strays from zero at the layout scale (BLANK_SIGMA, as in :func:`_layout_std`)."""
-    r = cv2.GaussianBlur(residual.astype(np.float32), (0, 0), max(1.0, BLANK_SIGMA * max(residual.shape)))
+    """How far a grey residual strays from zero at the layout scale."""
+    r = _layout(residual)
     return float(np.sqrt((r * r).mean()))
 
 
@@ -872,12 +876,13 @@ def blank_face(original: np.ndarray, protected: np.ndarray, box) -> bool:
     c, d = int(min(w, math.ceil(x1))), int(min(h, math.ceil(y1)))
     if c - a < 4 or d - b < 4:
         return False
+    pa = np.ascontiguousarray(protected[b:d, a:c])
     go = cv2.cvtColor(np.ascontiguousarray(original[b:d, a:c]), cv2.COLOR_RGB2GRAY)
-    gp = cv2.cvtColor(np.ascontiguousarray(protected[b:d, a:c]), cv2.COLOR_RGB2GRAY)
+    gp = cv2.cvtColor(pa, cv2.COLOR_RGB2GRAY)
     limit = min(BLANK_LEVELS, BLANK_SHARE * _layout_std(go))
     if _layout_std(gp) <= limit:
         return True
-    return _two_covers(go, gp, np.ascontiguousarray(protected[b:d, a:c]), limit)
+    return _two_covers(go, gp, pa, limit)
 
 
 def classify_face(original: np.ndarray, protected: np.ndarray, box) -> str:
