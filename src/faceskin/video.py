@@ -680,7 +680,7 @@ class VideoProtector:
                 f = (rec.index - i0) / (i1 - i0)
                 rec.extra.append(("gap", Face(box=_interpolate(b0, b1, f), score=0.0)))
 
-    def _render_skins(self, rec: _Frame, after: Future | None = None) -> None:
+    def _render_skins(self, rec: _Frame, after: list[Future] = ()) -> None:
         """Paint this frame's skins; a failed render or self-check makes that entry a cover instead.
 
         On a track's self-check frames (:meth:`_schedule_check`) its skin is
@@ -691,16 +691,22 @@ class VideoProtector:
         On every other ``watch_every``-th frame SFace alone looks at the skin
         (``VideoOptions.watch_every``); a failed look escalates the same way
         and withdraws from this frame on.
-        ``after`` is the previous check frame's painting: waiting for it makes
-        every escalation by a full check apply from the same frame on, however
-        the painters interleave. A watch's escalation is not ordered that way
-        (waiting on every frame would paint one frame at a time), so a frame
-        painted alongside it may still get the earlier settings: with the
-        default ``watch_every=1`` that frame is watched itself, so this changes
-        how a run looks from one run to the next, not whether a face is hidden.
+        ``after`` are the paintings this one waits for. A frame without a
+        full check waits for the previous check frame's: every escalation by a
+        full check then applies from the same frame on, however the painters
+        interleave. A check frame waits for every earlier frame's: a watch that
+        failed on an earlier frame has then withdrawn and escalated before the
+        check runs, so a failing check cannot withdraw frames back to the
+        previous check that a watch had already shown good (it did, one run in
+        five, when two painters took the check frame first). A watch's
+        escalation is not ordered that way for later frames (waiting on every
+        frame would paint one frame at a time), so a frame painted alongside it
+        may still get the earlier settings: with the default ``watch_every=1``
+        that frame is watched itself, so this changes how a run looks from one
+        run to the next, not whether a face is hidden.
         """
-        if after is not None:
-            after.result()
+        for earlier in after:
+            earlier.result()
         t0 = time.perf_counter()
         check = getattr(self.protector, "check", None)
         for tid, e in rec.entries.items():
@@ -966,9 +972,11 @@ class VideoProtector:
                 rec = self._analyse(frame, dt, faces.result())
                 self._pending.append(rec)
                 self._by_index[rec.index] = rec
-                painting.append(painters.submit(self._render_skins, rec, last_check))
                 if any(e.check_since is not None for e in rec.entries.values()):
+                    painting.append(painters.submit(self._render_skins, rec, list(painting)))
                     last_check = painting[-1]
+                else:
+                    painting.append(painters.submit(self._render_skins, rec, [last_check] if last_check else []))
                 if len(self._pending) > o.lookahead:
                     submit_encode(self._pending.popleft(), packets)
                     packets = []
