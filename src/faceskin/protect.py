@@ -152,13 +152,17 @@ class Protector:
                 break
             tried[skin.skin_id] = skin
             yield skin, o.first_settings(face)
-        ranked = sorted(tried.values(), key=lambda s: scores.get(s.skin_id, np.inf))
+        # With a key the escalation keeps the keyed order: ordered by score, two near-equal
+        # skins swap between two files of the same person (the astronaut, recompressed: syn005
+        # at STRONGEST in one, syn008 in the other), and the key promises the same skin.
+        by_score = lambda s: scores.get(s.skin_id, np.inf)  # noqa: E731
+        ranked = list(tried.values()) if descriptor is not None else sorted(tried.values(), key=by_score)
         for skin in ranked[:3]:
             yield skin, STRONGER
         # last resort before the fallback: the donor's eyes too (gaze and blinks are lost), on the
         # two skins that hid the person best so far. On the three London faces that fell back with
         # one, the best of 10 skins at this rung came to 0.18, 0.28 and 0.33 (limit 0.30).
-        for skin in sorted(ranked[:3], key=lambda s: scores.get(s.skin_id, np.inf))[:2]:
+        for skin in (ranked[:2] if descriptor is not None else sorted(ranked[:3], key=by_score)[:2]):
             yield skin, STRONGEST
         # no skin near the person's tone hides them: the skins least like them, whatever their tone
         # (the skin keeps the wearer's colour, so a far tone shows little)

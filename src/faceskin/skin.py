@@ -163,15 +163,22 @@ def morph_toward(target: np.ndarray, donor: np.ndarray, amount: float, outline: 
     oval = regions.FACE_OVAL
     out[oval, :2] = target[oval, :2] + (outline * amount * _outline_weight(target))[:, None] * (
         aligned[oval, :2] - target[oval, :2])
-    # Below the nose nothing moves up or down the face, only across it. How far the mouth and
-    # chin sit below the nose is how open the jaw looks: moving them toward the donor's read as
-    # speech or a closed mouth (London photos, first skin: MediaPipe's jawOpen r 0.46 -> 0.57 and
-    # smile r 0.87 -> 0.95 against the originals with this pinned; the self-check similarity
-    # did not rise: 0.311 -> 0.308 on 30 faces). Widths (jaw, mouth position across) still move.
+    # From the nose tip down nothing moves up or down the face, only across it. How far the
+    # mouth and chin sit below the nose is how open the jaw looks: moving them toward the
+    # donor's read as speech or a closed mouth (London photos, first skin: MediaPipe's jawOpen r
+    # 0.46 -> 0.57 and smile r 0.87 -> 0.95 against the originals with this pinned; the
+    # self-check similarity did not rise: 0.311 -> 0.308 on 30 faces). The nose tip is pinned
+    # too: when it took a longer nose's length it came down toward a mouth that stayed put
+    # (GRID lbax4n, syn015: nose to chin 0.52 -> 0.46 of face height) and MediaPipe read a
+    # wide-open mouth as closed (jawOpen 0.47 -> 0.06 at STRONGER; over 56 GRID frames r
+    # 0.84 -> 0.92 at the default settings, 0.50 -> 0.72 at STRONGER). Moving the mouth and chin
+    # down with it instead kept the jaw (0.93 / 0.83) but made the face longer and the mouth
+    # narrower for its face, and smiles were read as gone (London smile r 0.95 -> 0.83).
+    # Widths (jaw, mouth position across, the nose's own) still move.
     down = _down(target)
-    below_nose = np.clip(((target[:, :2] - target[_NOSE_TIP, :2]) @ down) / (0.1 * fs), 0.0, 1.0)
+    from_nose = np.clip(((target[:, :2] - target[_NOSE_TIP, :2]) @ down) / (0.1 * fs) + 1.0, 0.0, 1.0)
     d = out[:, :2] - target[:, :2]
-    out[:, :2] = target[:, :2] + d - (below_nose * (d @ down))[:, None] * down
+    out[:, :2] = target[:, :2] + d - (from_nose * (d @ down))[:, None] * down
     return _smooth_offsets(target, out)
 
 
