@@ -60,7 +60,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -680,7 +680,7 @@ class VideoProtector:
                 f = (rec.index - i0) / (i1 - i0)
                 rec.extra.append(("gap", Face(box=_interpolate(b0, b1, f), score=0.0)))
 
-    def _render_skins(self, rec: _Frame, after: list[Future] = ()) -> None:
+    def _render_skins(self, rec: _Frame, after: Sequence[Future] = ()) -> None:
         """Paint this frame's skins; a failed render or self-check makes that entry a cover instead.
 
         On a track's self-check frames (:meth:`_schedule_check`) its skin is
@@ -972,11 +972,11 @@ class VideoProtector:
                 rec = self._analyse(frame, dt, faces.result())
                 self._pending.append(rec)
                 self._by_index[rec.index] = rec
-                if any(e.check_since is not None for e in rec.entries.values()):
-                    painting.append(painters.submit(self._render_skins, rec, list(painting)))
+                checking = any(e.check_since is not None for e in rec.entries.values())
+                after = list(painting) if checking else [last_check] if last_check is not None else []
+                painting.append(painters.submit(self._render_skins, rec, after))
+                if checking:
                     last_check = painting[-1]
-                else:
-                    painting.append(painters.submit(self._render_skins, rec, [last_check] if last_check else []))
                 if len(self._pending) > o.lookahead:
                     submit_encode(self._pending.popleft(), packets)
                     packets = []
