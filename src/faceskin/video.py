@@ -119,6 +119,13 @@ class VideoOptions:
     # frame over the next 15 frames (the face cut by the frame's top edge): no schedule of full checks
     # catches such a frame, and the audit found two of them over SFace's match threshold.
     watch_every: int = 1
+    # A frame's watch may be skipped (every other frame at most) when the track's last look passed
+    # with this much to spare; before that frame is encoded both neighbours' looks must have passed
+    # with this much to spare too, or it is watched then (``VideoProtector._settle``). Measured per
+    # frame on the selfie, group and two GRID clips (all 4 looks on every skinned frame, 400 face
+    # frames): between two looks <= limit - 0.05, none of 262 middle frames was over the limit; the
+    # one frame over it between two passing looks had neighbours at 0.27 and 0.28.
+    watch_skip_headroom: float = 0.06
     recheck_degrees: float = 15.0  # a head turned or tilted this far since its last self-check is checked again
     recheck_scale: float = 0.25  # so is a face grown or shrunk by this fraction
     pick_candidates: int = 5  # skins tried when a track gets its skin (see VideoProtector._pick_skin)
@@ -184,6 +191,7 @@ class VideoReport:
     face_frames: Counter = field(default_factory=Counter)  # method -> face-frames over all tracks
     extra_covers: Counter = field(default_factory=Counter)  # backfill / gap covers painted
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    watch: Counter = field(default_factory=Counter)  # skinned face-frames by how their watch went
     frame_methods: list[str] = field(default_factory=list)  # per frame: "", or the most-covered face's method
     seconds: float = 0.0
     metadata_stripped: bool = True
@@ -227,6 +235,7 @@ class VideoReport:
             "fragmentation": self.fragmentation,
             "skins_by_track": {str(t.track_id): t.skin_id for t in self.tracks},
             "tracks": [t.to_dict() for t in self.tracks],
+            "watch": dict(self.watch),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "seconds": round(self.seconds, 3),
             "frames_per_second": round(self.throughput, 2),
@@ -259,6 +268,9 @@ class _Frame:
     entries: dict[int, _Entry] = field(default_factory=dict)
     extra: list[tuple[str, Face]] = field(default_factory=list)  # (why, region) covers
     rendered: set[int] = field(default_factory=set)  # tracks whose skin is painted in ``image``
+    looks: dict[int, float] = field(default_factory=dict)  # track -> highest self-check/watch similarity here
+    unwatched: set[int] = field(default_factory=set)  # skinned tracks whose watch was skipped (see _settle)
+    moved: dict[int, np.ndarray] = field(default_factory=dict)  # track -> the skin's five keypoints
 
 
 @dataclass
@@ -276,6 +288,7 @@ class _TrackState:
     repicked: int = 0  # how many of ``withdrawn`` were followed by a new skin choice
     checked: tuple[int, float, float, float] | None = None  # (frame, yaw, pitch, face scale) of the last check
     similarity: float = 0.0  # the last self-check's similarity of this track's skin to the person
+    last_look: float = float("inf")  # the latest look (check or watch) at this track's skin, any frame
 
 
 def _reason_kind(reason: str) -> str:
@@ -521,6 +534,7 @@ class VideoProtector:
             chosen = best[1:]
             st.similarity = best[0]
         st.skin, st.settings = chosen
+        st.last_look = float("inf")  # a new skin: its first frames are watched
         if any(st.skin is skin for _, _, skin, _ in self._ended):
             tid = next(tid for _, _, skin, tid in self._ended if skin is st.skin)
             st.report.inherited_from = tid
@@ -690,7 +704,10 @@ class VideoProtector:
         withdrawn (covered) and the track is covered for ``retry_seconds``.
         On every other ``watch_every``-th frame SFace alone looks at the skin
         (``VideoOptions.watch_every``); a failed look escalates the same way
-        and withdraws from this frame on.
+        and withdraws from this frame on. With ``watch_every=1`` an even
+        frame's look is skipped while the track's latest look had
+        ``watch_skip_headroom`` to spare; :meth:`_settle` decides that frame
+        before it is encoded.
         ``after`` are the paintings this one waits for. A frame without a
         full check waits for the previous check frame's: every escalation by a
         full check then applies from the same frame on, however the painters
@@ -709,52 +726,49 @@ class VideoProtector:
             earlier.result()
         t0 = time.perf_counter()
         check = getattr(self.protector, "check", None)
+        o = self.options
         for tid, e in rec.entries.items():
             if not e.skinnable:
                 continue
-            if e.first and self.options.edge_frames > 0:
+            if e.first and o.edge_frames > 0:
                 continue  # a track's first frame is always covered: no point in painting it
             st = self._states[tid]
             if any(a <= rec.index < b for a, b in st.withdrawn):
                 e.skinnable, e.reason = False, WITHDRAWN
                 continue
             checking = e.check_since is not None
-            watching = (not checking and check is not None and self.options.watch_every > 0
-                        and rec.index % self.options.watch_every == 0)
+            watching = (not checking and check is not None and o.watch_every > 0
+                        and rec.index % o.watch_every == 0)
+            clear = st.last_look <= (check.limit_for(e.face.size) - o.watch_skip_headroom if check else -1.0)
+            if watching and o.watch_every == 1 and rec.index % 2 == 0 and clear:
+                watching = False  # settled before it is encoded (_settle): its neighbours' looks decide
+                rec.unwatched.add(tid)
             before = rec.image.copy() if checking or watching else None
             try:
                 moved = render_skin(rec.image, e.face, st.skin, st.settings)
+                rec.moved[tid] = keypoints_from_landmarks(moved)
                 if checking or watching:
                     full = checking  # a watch asks SFace only; its failure withdraws from this frame on
                     ref = check.reference(rec.original, keypoints_from_landmarks(e.face.landmarks))
                     limit = check.limit_for(e.face.size)
                     as_detected: list = []  # the original aligned on the detector's points, embedded once
-
-                    def look(moved: np.ndarray) -> float:
-                        """SFace on the mesh's points, then (if that passes) on the detector's, as an
-                        attacker aligns: on the selfie clip a skin the first passed scored 0.364 (SFace's
-                        match threshold 0.363) in the audit, which aligns on detectors' points."""
-                        sim = check.similarity_to(ref, rec.image, keypoints_from_landmarks(moved), full)
-                        kp = e.face.keypoints
-                        if sim <= limit and kp is not None:
-                            if not as_detected:
-                                as_detected.append(check.embed(rec.original, kp))
-                            sim = max(sim, float(as_detected[0] @ check.embed(rec.image, kp)))
-                        return sim
-
-                    sim = look(moved)
+                    sim = highest = self._look(check, rec, e, ref, rec.moved[tid], limit, full, as_detected)
                     if sim > limit and st.settings is not STRONGER:
                         st.settings = STRONGER
                         rec.image[:] = before
                         moved = render_skin(rec.image, e.face, st.skin, STRONGER)
-                        sim = look(moved)
+                        rec.moved[tid] = keypoints_from_landmarks(moved)
+                        sim = self._look(check, rec, e, ref, rec.moved[tid], limit, full, as_detected)
+                    # an escalated frame's first look counts: a skipped neighbour wore the old settings
+                    rec.looks[tid] = st.last_look = max(highest, sim)
+                    self._count("checked" if full else "watched")
                     if full:
                         st.similarity = sim
                     if sim > limit:
                         rec.image[:] = before
                         first = e.check_since if full else rec.index
-                        st.withdrawn.append((first, rec.index + max(1, round(self.options.retry_seconds * self._fps))))
-                        self._withdraw(tid, first, rec.index + self.options.lookahead)
+                        st.withdrawn.append((first, rec.index + max(1, round(o.retry_seconds * self._fps))))
+                        self._withdraw(tid, first, rec.index + o.lookahead)
                         continue
                 rec.rendered.add(tid)
             except Exception as exc:  # fail closed: any render problem means cover
@@ -762,6 +776,63 @@ class VideoProtector:
                     rec.image[:] = before
                 e.skinnable, e.reason = False, f"skin render failed: {type(exc).__name__}: {exc}"
         self._spent("render", time.perf_counter() - t0)
+
+    @staticmethod
+    def _look(check, rec: _Frame, e: _Entry, ref, moved_kp: np.ndarray, limit: float, full: bool,
+              as_detected: list) -> float:
+        """SFace (and dlib when ``full``) on the mesh's points, then (if that passes) SFace on the
+        detector's, as an attacker aligns: on the selfie clip a skin the first passed scored 0.364
+        (SFace's match threshold 0.363) in the audit, which aligns on detectors' points.
+        ``as_detected`` keeps the original's embedding on the detector's points between looks."""
+        sim = check.similarity_to(ref, rec.image, moved_kp, full)
+        kp = e.face.keypoints
+        if sim <= limit and kp is not None:
+            if not as_detected:
+                as_detected.append(check.embed(rec.original, kp))
+            sim = max(sim, float(as_detected[0] @ check.embed(rec.image, kp)))
+        return sim
+
+    def _count(self, what: str) -> None:
+        with self._timing_lock:
+            self.report.watch[what] += 1
+
+    def _settle(self, rec: _Frame) -> None:
+        """Decide, just before encoding, the skins whose watch was skipped on this frame.
+
+        Four SFace embeddings per skinned face and frame were most of the
+        pipeline's time. A watch is skipped on every other frame at most, when
+        the track's latest look had ``watch_skip_headroom`` to spare; here,
+        with both neighbouring frames painted and looked at, the skipped frame
+        keeps its skin unwithheld only if both neighbours' looks passed with that
+        headroom too. Otherwise (a neighbour close to the limit, escalated,
+        withdrawn, not skinned, or the clip's end) it is watched now, and a
+        failure withdraws it and the next ``retry_seconds`` as a watch does.
+        Frames that are covered anyway (track edges) need no decision.
+        """
+        check = getattr(self.protector, "check", None)
+        if check is None or not rec.unwatched:
+            return
+        o = self.options
+        for tid in sorted(rec.unwatched):
+            e = rec.entries.get(tid)
+            if e is None or not e.skinnable or tid not in rec.rendered or self._cover_weight(tid, rec.index) >= 1.0:
+                continue
+            limit = check.limit_for(e.face.size)
+            near = [self._by_index.get(rec.index + d) for d in (-1, 1)]
+            looks = [n.looks.get(tid) if n is not None else None for n in near]
+            if all(x is not None and x <= limit - o.watch_skip_headroom for x in looks):
+                self._count("between passing looks")
+                continue
+            t0 = time.perf_counter()
+            ref = check.reference(rec.original, keypoints_from_landmarks(e.face.landmarks))
+            sim = self._look(check, rec, e, ref, rec.moved[tid], limit, False, [])
+            self._spent("late watch", time.perf_counter() - t0)
+            self._count("watched late")
+            if sim > limit:
+                st = self._states[tid]
+                end = rec.index + max(1, round(o.retry_seconds * self._fps))
+                st.withdrawn.append((rec.index, end))
+                self._withdraw(tid, rec.index, end)
 
     def _withdraw(self, tid: int, first: int, last: int) -> None:
         """Mark the analysed frames first..last of a track as not skinned, so they are covered.
@@ -901,7 +972,7 @@ class VideoProtector:
         self.report = VideoReport(str(in_path), str(out_path), reader.width, reader.height, reader.fps,
                                   reader.rotation, metadata_stripped=not keep_metadata)
         self.timings = self.report.timings
-        for k in ("decode", "detect", "track", "landmarks", "render", "cover", "encode"):
+        for k in ("decode", "detect", "track", "landmarks", "render", "late watch", "cover", "encode"):
             self.timings[k] = 0.0
         if frame_hook is not None:
             self.timings["frame_hook"] = 0.0
@@ -950,6 +1021,7 @@ class VideoProtector:
                     future.result()
                 if rec is None:
                     return
+                self._settle(rec)
                 image = self._finish(rec)
                 if frame_hook is not None:
                     t0 = time.perf_counter()
