@@ -334,13 +334,17 @@ def test_grid_skins_stay_hidden_on_the_frames_whose_watch_was_skipped(tmp_path, 
     from conftest import shared_data_or_skip
     from faceskin import recognizers
     from faceskin.detect import box_iou
+    from faceskin.library import SkinLibrary
     from faceskin.video import for_video
 
     clip = shared_data_or_skip() / "videos" / "grid_talking_head_bbaf2n.mp4"
-    protector = for_video(Protector(landmarker=video_protector.landmarker, library=video_protector.library, seed=0))
+    # syn015 hides this speaker with room to spare (self-check 0.14 or less on frames 10, 30, 50), so
+    # frames do skip their look; a skin close to the limit would be looked at on every frame
+    protector = for_video(Protector(landmarker=video_protector.landmarker, library=SkinLibrary.default(seed=0), seed=0,
+                                    options=ProtectOptions(force_skin_id="syn015")))
     out = tmp_path / "grid.mp4"
     report = protect_video(clip, out, protector=protector, seed=0)
-    assert report.watch["between passing looks"] >= 1, report.watch
+    assert report.watch["between passing looks"] >= 10, report.watch
     panel = [recognizers.SFace()]
     if "dlib" in recognizers.available():
         panel.append(recognizers.DlibResNet())
