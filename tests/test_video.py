@@ -327,6 +327,45 @@ def test_a_skipped_watch_is_made_up_before_encoding_when_a_neighbour_comes_close
         assert not detected_in(video_protector, after[i]), f"frame {i} still shows the face"
 
 
+class DlibFrameCheck(FrameCheck):
+    """SFace (the light look) always passes; dlib's distance per frame is ``distances[i]``, turned
+    into a similarity the way the real check does (``limit + DLIB_LIMIT - distance``)."""
+
+    def __init__(self, originals: list[np.ndarray], distances: list[float]) -> None:
+        super().__init__(originals, [0.05] * len(originals))
+        self.distances, self.asked = distances, []
+
+    def reference(self, original, keypoints_before):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(index=super().reference(original, keypoints_before), dlib_distance=None)
+
+    def similarity_to(self, ref, protected, keypoints_after, second_opinion=True) -> float:
+        self.calls += 1
+        self.light += not second_opinion
+        if not second_opinion:
+            return 0.05
+        self.asked.append(ref.index)
+        ref.dlib_distance = self.distances[ref.index]
+        return max(0.05, self.limit + (0.63 - ref.dlib_distance))
+
+
+def test_a_skin_dlib_found_close_is_watched_by_dlib_too(tmp_path, clip, video_protector, monkeypatch):
+    """dlib put this skin at 0.70 from the person when it was picked (a match is under 0.6): close
+    enough that every watched frame asks dlib as well as SFace. From frame 10 dlib matches (0.55)
+    while SFace still passes: the skin comes off at frame 10, not at the next full check."""
+    originals = frames_of(clip)
+    check = DlibFrameCheck(originals, [0.70] * 10 + [0.55] * (N - 10))
+    monkeypatch.setattr(video_protector, "check", check, raising=False)
+    out = tmp_path / "dlib.mp4"
+    report = protect_video(clip, out, protector=video_protector, seed=0, options=VideoOptions(check_every=12))
+    monkeypatch.undo()
+    methods = report.frame_methods
+    assert all(m == "skin" for m in methods[2:10]), methods
+    assert all(m == "fallback" for m in methods[10:]), methods
+    assert {3, 5, 7, 9} <= set(check.asked)  # every watched frame asked dlib (even ones may skip their look)
+
+
 def test_grid_skins_stay_hidden_on_the_frames_whose_watch_was_skipped(tmp_path, video_protector):
     """On a real talking head with the real self-check, some frames skip their watch, and no
     skinned frame (skipped ones included) is matched to the person's original frame by SFace or

@@ -72,6 +72,7 @@ class Reference:
     keypoints: np.ndarray
     sface: np.ndarray
     dlib: np.ndarray | None = None
+    dlib_distance: float | None = None  # dlib's distance in the latest comparison that asked it
 
 
 class IdentityCheck:
@@ -122,5 +123,5 @@ class IdentityCheck:
             return sim  # already not hidden: dlib's opinion would not change that, and it costs ~2 x 80 ms
         if ref.dlib is None:
             ref.dlib = self.dlib.embed(ref.image, _face(ref.keypoints))
-        d = self.dlib.similarity(ref.dlib, self.dlib.embed(protected, _face(keypoints_after)))
+        d = ref.dlib_distance = self.dlib.similarity(ref.dlib, self.dlib.embed(protected, _face(keypoints_after)))
         return max(sim, self.limit + (DLIB_LIMIT - d))

@@ -126,6 +126,11 @@ class VideoOptions:
     # frames): between two looks <= limit - 0.05, none of 262 middle frames was over the limit; the
     # one frame over it between two passing looks had neighbours at 0.27 and 0.28.
     watch_skip_headroom: float = 0.06
+    # While a track's latest dlib distance (full checks, the pick) is under this, its watch asks
+    # dlib too (2 x ~80 ms a face). SFace alone watched the frames between full checks, and on the
+    # hikers clip a 70 px skin that SFace scored 0.04 came to dlib distance 0.58 (match: 0.6)
+    # on one frame between two full checks that had passed (dlib's own limit there is 0.63).
+    dlib_watch_below: float = 0.75
     recheck_degrees: float = 15.0  # a head turned or tilted this far since its last self-check is checked again
     recheck_scale: float = 0.25  # so is a face grown or shrunk by this fraction
     pick_candidates: int = 5  # skins tried when a track gets its skin (see VideoProtector._pick_skin)
@@ -289,6 +294,7 @@ class _TrackState:
     checked: tuple[int, float, float, float] | None = None  # (frame, yaw, pitch, face scale) of the last check
     similarity: float = 0.0  # the last self-check's similarity of this track's skin to the person
     last_look: float = float("inf")  # the latest look (check or watch) at this track's skin, any frame
+    dlib_distance: float = float("inf")  # dlib's latest distance between this track's skin and the person
 
 
 def _reason_kind(reason: str) -> str:
@@ -501,6 +507,7 @@ class VideoProtector:
             limit = check.limit_for(face.size)
             good_enough = limit - self.options.pick_headroom
             tried: list[tuple[float, object, SkinSettings]] = []
+            distances: list[float | None] = []  # dlib's distance for each of ``tried`` (None: not asked)
 
             def attempt(entry, settings) -> bool:
                 trial = image.copy()
@@ -509,8 +516,11 @@ class VideoProtector:
                     moved = render_skin(trial, face, skin, settings)
                 except Exception:  # noqa: BLE001 - a skin that cannot render is simply not chosen
                     return False
+                if hasattr(ref, "dlib_distance"):
+                    ref.dlib_distance = None
                 sim = check.similarity_to(ref, trial, keypoints_from_landmarks(moved))
                 tried.append((sim, skin, settings))
+                distances.append(getattr(ref, "dlib_distance", None))
                 return sim <= good_enough
 
             if not any(attempt(c, first) for c in candidates) and first is not STRONGER:
@@ -533,6 +543,8 @@ class VideoProtector:
                 return st.failure
             chosen = best[1:]
             st.similarity = best[0]
+            d = distances[tried.index(best)]
+            st.dlib_distance = float("inf") if d is None else d
         st.skin, st.settings = chosen
         st.last_look = float("inf")  # a new skin: its first frames are watched
         if any(st.skin is skin for _, _, skin, _ in self._ended):
@@ -748,17 +760,21 @@ class VideoProtector:
                 moved = render_skin(rec.image, e.face, st.skin, st.settings)
                 rec.moved[tid] = keypoints_from_landmarks(moved)
                 if checking or watching:
-                    full = checking  # a watch asks SFace only; its failure withdraws from this frame on
+                    full = checking  # a watch's failure withdraws from this frame on, a check's since the last
+                    # a watch asks SFace alone, and dlib too while dlib found this skin close to the person
+                    second = checking or st.dlib_distance < o.dlib_watch_below
                     ref = check.reference(rec.original, keypoints_from_landmarks(e.face.landmarks))
                     limit = check.limit_for(e.face.size)
                     as_detected: list = []  # the original aligned on the detector's points, embedded once
-                    sim = highest = self._look(check, rec, e, ref, rec.moved[tid], limit, full, as_detected)
+                    sim = highest = self._look(check, rec, e, ref, rec.moved[tid], limit, second, as_detected)
                     if sim > limit and st.settings is not STRONGER:
                         st.settings = STRONGER
                         rec.image[:] = before
                         moved = render_skin(rec.image, e.face, st.skin, STRONGER)
                         rec.moved[tid] = keypoints_from_landmarks(moved)
-                        sim = self._look(check, rec, e, ref, rec.moved[tid], limit, full, as_detected)
+                        sim = self._look(check, rec, e, ref, rec.moved[tid], limit, second, as_detected)
+                    if getattr(ref, "dlib_distance", None) is not None:
+                        st.dlib_distance = ref.dlib_distance
                     # an escalated frame's first look counts: a skipped neighbour wore the old settings
                     rec.looks[tid] = st.last_look = max(highest, sim)
                     self._count("checked" if full else "watched")
@@ -778,13 +794,13 @@ class VideoProtector:
         self._spent("render", time.perf_counter() - t0)
 
     @staticmethod
-    def _look(check, rec: _Frame, e: _Entry, ref, moved_kp: np.ndarray, limit: float, full: bool,
+    def _look(check, rec: _Frame, e: _Entry, ref, moved_kp: np.ndarray, limit: float, second: bool,
               as_detected: list) -> float:
-        """SFace (and dlib when ``full``) on the mesh's points, then (if that passes) SFace on the
+        """SFace (and dlib when ``second``) on the mesh's points, then (if that passes) SFace on the
         detector's, as an attacker aligns: on the selfie clip a skin the first passed scored 0.364
         (SFace's match threshold 0.363) in the audit, which aligns on detectors' points.
         ``as_detected`` keeps the original's embedding on the detector's points between looks."""
-        sim = check.similarity_to(ref, rec.image, moved_kp, full)
+        sim = check.similarity_to(ref, rec.image, moved_kp, second)
         kp = e.face.keypoints
         if sim <= limit and kp is not None:
             if not as_detected:
@@ -825,11 +841,11 @@ class VideoProtector:
                 continue
             t0 = time.perf_counter()
             ref = check.reference(rec.original, keypoints_from_landmarks(e.face.landmarks))
-            sim = self._look(check, rec, e, ref, rec.moved[tid], limit, False, [])
+            st = self._states[tid]
+            sim = self._look(check, rec, e, ref, rec.moved[tid], limit, st.dlib_distance < o.dlib_watch_below, [])
             self._spent("late watch", time.perf_counter() - t0)
             self._count("watched late")
             if sim > limit:
-                st = self._states[tid]
                 end = rec.index + max(1, round(o.retry_seconds * self._fps))
                 st.withdrawn.append((rec.index, end))
                 self._withdraw(tid, rec.index, end)
