@@ -303,6 +303,18 @@ class FrameCheck(ScriptedCheck):
         return self.sims[index]
 
 
+def skin_off_from_frame_10(clip: Path, out: Path, video_protector, monkeypatch, check):
+    """Protect ``clip`` with ``check`` as the self-check; the skin must be on for frames 2-9 (0 and 1
+    are covered as the track's start) and off from frame 10 on. Returns the report."""
+    monkeypatch.setattr(video_protector, "check", check, raising=False)
+    report = protect_video(clip, out, protector=video_protector, seed=0, options=VideoOptions(check_every=12))
+    monkeypatch.undo()
+    methods = report.frame_methods
+    assert all(m == "skin" for m in methods[2:10]), methods
+    assert all(m == "fallback" for m in methods[10:]), methods
+    return report
+
+
 def test_a_skipped_watch_is_made_up_before_encoding_when_a_neighbour_comes_close(tmp_path, clip, video_protector,
                                                                                    monkeypatch):
     """Frames whose last look had room to spare skip their watch (every other frame); a skipped
@@ -312,13 +324,8 @@ def test_a_skipped_watch_is_made_up_before_encoding_when_a_neighbour_comes_close
     originals = frames_of(clip)
     sims = [0.05] * 10 + [0.6] + [0.17] * (N - 11)  # limit 0.2, headroom 0.06: 0.17 passes, but close
     check = FrameCheck(originals, sims)
-    monkeypatch.setattr(video_protector, "check", check, raising=False)
     out = tmp_path / "skipped.mp4"
-    report = protect_video(clip, out, protector=video_protector, seed=0, options=VideoOptions(check_every=12))
-    monkeypatch.undo()
-    methods = report.frame_methods
-    assert all(m == "skin" for m in methods[2:10]), methods
-    assert all(m == "fallback" for m in methods[10:]), methods
+    report = skin_off_from_frame_10(clip, out, video_protector, monkeypatch, check)
     assert report.watch["between passing looks"] >= 2  # frames 4, 6, 8: no look of their own
     assert {4, 6, 8} - set(check.looked), check.looked
     assert report.watch["watched late"] >= 1 and check.looked.count(10) == 1
@@ -356,13 +363,7 @@ def test_a_skin_dlib_found_close_is_watched_by_dlib_too(tmp_path, clip, video_pr
     while SFace still passes: the skin comes off at frame 10, not at the next full check."""
     originals = frames_of(clip)
     check = DlibFrameCheck(originals, [0.70] * 10 + [0.55] * (N - 10))
-    monkeypatch.setattr(video_protector, "check", check, raising=False)
-    out = tmp_path / "dlib.mp4"
-    report = protect_video(clip, out, protector=video_protector, seed=0, options=VideoOptions(check_every=12))
-    monkeypatch.undo()
-    methods = report.frame_methods
-    assert all(m == "skin" for m in methods[2:10]), methods
-    assert all(m == "fallback" for m in methods[10:]), methods
+    skin_off_from_frame_10(clip, tmp_path / "dlib.mp4", video_protector, monkeypatch, check)
     assert {3, 5, 7, 9} <= set(check.asked)  # every watched frame asked dlib (even ones may skip their look)
 
 
