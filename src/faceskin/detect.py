@@ -267,3 +267,28 @@ class FaceDetector:
         for f in found:
             f.box = np.clip(f.box, 0, [w, h, w, h]).astype(np.float64)
         return merge_faces(found)
+
+
+def find_again(detector: RetinaFaceDetector, image: np.ndarray, box: np.ndarray, min_iou: float = 0.3) -> Face | None:
+    """The face a detector finds in ``image`` at ``box`` (searched in a crop around it), or None.
+
+    Why: an attacker aligns a protected face on the points their own detector
+    places on it, which follow the skin's moved features, not the points found
+    on the original; the self-checks compare as they would.
+    """
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    g = 0.6 * max(x1 - x0, y1 - y0)
+    a, b = int(max(0, x0 - g)), int(max(0, y0 - g))
+    c, d = int(min(w, x1 + g)), int(min(h, y1 + g))
+    if c - a < 8 or d - b < 8:
+        return None
+    found = detector.detect(np.ascontiguousarray(image[b:d, a:c]))
+    if not found:
+        return None
+    iou = box_iou(np.asarray(box, np.float64)[None], np.array([f.box for f in found]) + [a, b, a, b])[0]
+    k = int(np.argmax(iou))
+    if iou[k] < min_iou or found[k].keypoints is None:
+        return None
+    f = found[k]
+    return Face(box=f.box + [a, b, a, b], score=f.score, keypoints=f.keypoints + [a, b], source=f.source)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from faceskin.detect import FaceDetector, box_iou
+from faceskin.detect import FaceDetector, find_again
 from faceskin.faces import Face, FaceOutcome, ImageReport
 from faceskin.fallback import cover_face
 from faceskin.landmarks import Landmarker, head_angles
@@ -183,21 +183,12 @@ class Protector:
         retina = getattr(self.detector, "retina", None)
         if face.keypoints is None or retina is None:
             return -1.0
-        h, w = image.shape[:2]
-        x0, y0, x1, y1 = face.box
-        g = 0.6 * max(x1 - x0, y1 - y0)
-        a, b = int(max(0, x0 - g)), int(max(0, y0 - g))
-        c, d = int(min(w, x1 + g)), int(min(h, y1 + g))
-        found = retina.detect(np.ascontiguousarray(trial[b:d, a:c]))
-        if not found:
-            return -1.0
-        iou = box_iou(np.asarray(face.box, np.float64)[None], np.array([f.box for f in found]) + [a, b, a, b])[0]
-        k = int(np.argmax(iou))
-        if iou[k] < 0.3:
+        again = find_again(retina, trial, face.box)
+        if again is None:
             return -1.0
         if "original" not in seen:
             seen["original"] = self.check.embed(image, face.keypoints)
-        return float(seen["original"] @ self.check.embed(trial, found[k].keypoints + [a, b]))
+        return float(seen["original"] @ self.check.embed(trial, again.keypoints))
 
     def _skin(self, image: np.ndarray, out: np.ndarray, face: Face, outcome: FaceOutcome, used: set[str]) -> str | None:
         """Paint the first attempt that passes the identity self-check into ``out``; else a reason."""

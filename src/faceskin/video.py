@@ -70,7 +70,7 @@ import cv2
 import numpy as np
 
 from faceskin.errors import OutputError
-from faceskin.detect import merge_faces
+from faceskin.detect import find_again, merge_faces
 from faceskin.faces import Face
 from faceskin.fallback import cover_face, head_region
 from faceskin.landmarks import head_angles
@@ -793,19 +793,22 @@ class VideoProtector:
                 e.skinnable, e.reason = False, f"skin render failed: {type(exc).__name__}: {exc}"
         self._spent("render", time.perf_counter() - t0)
 
-    @staticmethod
-    def _look(check, rec: _Frame, e: _Entry, ref, moved_kp: np.ndarray, limit: float, second: bool,
+    def _look(self, check, rec: _Frame, e: _Entry, ref, moved_kp: np.ndarray, limit: float, second: bool,
               as_detected: list) -> float:
-        """SFace (and dlib when ``second``) on the mesh's points, then (if that passes) SFace on the
-        detector's, as an attacker aligns: on the selfie clip a skin the first passed scored 0.364
-        (SFace's match threshold 0.363) in the audit, which aligns on detectors' points.
-        ``as_detected`` keeps the original's embedding on the detector's points between looks."""
+        """SFace (and dlib when ``second``) on the mesh's points, then (if that passes) SFace on a
+        detector's, as an attacker and the audit align: the original on the points found on it,
+        the skinned face on the points RetinaFace finds on the skin (its features moved). On the
+        selfie clip a skin the first look passed scored 0.364 (SFace's match threshold 0.363) in
+        the audit; aligning the skin on the original's points instead, a hikers skin passed and
+        the audit found 0.369. ``as_detected`` keeps the original's embedding between looks."""
         sim = check.similarity_to(ref, rec.image, moved_kp, second)
         kp = e.face.keypoints
         if sim <= limit and kp is not None:
             if not as_detected:
                 as_detected.append(check.embed(rec.original, kp))
-            sim = max(sim, float(as_detected[0] @ check.embed(rec.image, kp)))
+            retina = getattr(self.protector.detector, "retina", None)
+            again = find_again(retina, rec.image, e.face.box) if retina is not None else None
+            sim = max(sim, float(as_detected[0] @ check.embed(rec.image, kp if again is None else again.keypoints)))
         return sim
 
     def _count(self, what: str) -> None:
