@@ -215,8 +215,8 @@ def test_eyes_move_apart_or_together_by_at_most_the_cap(astronaut_face):
 def test_blinks_read_on_the_skin_as_on_the_person(landmarker):
     """MediaPipe's eyeBlink on skinned London faces (neutral and smiling photos, a different skin
     for each person) follows the originals': with the donor's full detail on the eyelids its
-    creases were read as lids closing (r 0.83 on 120 faces); damped there (``lid_detail``) r is
-    0.89. Here, 40 people (measured 0.90 against 0.87): the damped lids must track better, and at
+    creases were read as lids closing (r 0.83 on 120 faces); damped there (``lid_detail=0.3``,
+    not the default: see skin.LID_REACH) r is 0.89. Here, 40 people (measured 0.90 against 0.87): the damped lids must track better, and at
     r 0.85 or more."""
     import copy
     from dataclasses import replace
@@ -252,7 +252,7 @@ def test_blinks_read_on_the_skin_as_on_the_person(landmarker):
                 after.append(np.mean([again.blendshapes[k] for k in keys]))
         return float(np.corrcoef(before, after)[0, 1])
 
-    damped, full = blink_r(SkinSettings()), blink_r(replace(SkinSettings(), lid_detail=1.0))
+    damped, full = blink_r(replace(SkinSettings(), lid_detail=0.3)), blink_r(SkinSettings())
     assert damped >= 0.85 and damped > full + 0.02, (damped, full)
 
 
@@ -265,8 +265,8 @@ def test_lid_detail_damps_the_donors_detail_around_the_eyes_only(astronaut, astr
 
     skin = builtin_skins()[3]
     damped, full = astronaut.copy(), astronaut.copy()
-    render_skin(damped, astronaut_face, skin, SkinSettings())
-    render_skin(full, astronaut_face, skin, replace(SkinSettings(), lid_detail=1.0))
+    render_skin(damped, astronaut_face, skin, replace(SkinSettings(), lid_detail=0.3))
+    render_skin(full, astronaut_face, skin, SkinSettings())
     changed = np.abs(damped.astype(int) - full.astype(int)).max(2) > 2
     L = astronaut_face.landmarks
     eyes = regions.polygon_mask(astronaut.shape[:2], L, [*regions.EYES])
