@@ -782,9 +782,7 @@ class VideoProtector:
                         st.similarity = sim
                     if sim > limit:
                         rec.image[:] = before
-                        first = e.check_since if full else rec.index
-                        st.withdrawn.append((first, rec.index + max(1, round(o.retry_seconds * self._fps))))
-                        self._withdraw(tid, first, rec.index + o.lookahead)
+                        self._withdraw(tid, e.check_since if full else rec.index, rec.index)
                         continue
                 rec.rendered.add(tid)
             except Exception as exc:  # fail closed: any render problem means cover
@@ -849,21 +847,27 @@ class VideoProtector:
             self._spent("late watch", time.perf_counter() - t0)
             self._count("watched late")
             if sim > limit:
-                end = rec.index + max(1, round(o.retry_seconds * self._fps))
-                st.withdrawn.append((rec.index, end))
-                self._withdraw(tid, rec.index, end)
+                self._withdraw(tid, rec.index, rec.index)
 
-    def _withdraw(self, tid: int, first: int, last: int) -> None:
-        """Mark the analysed frames first..last of a track as not skinned, so they are covered.
+    def _withdraw(self, tid: int, first: int, failed: int) -> None:
+        """A look at frame ``failed`` found the track's skin still resembling the person: cover
+        the track from ``first`` for ``retry_seconds`` after ``failed``.
 
-        Called while painting frame f with ``first >= f - lookahead``. Safe
-        without a lock: the encoder waits for every paint up to frame +
-        lookahead, so it cannot have reached ``first``; and ``check_every <=
-        lookahead`` puts every frame since the previous check within reach.
-        Frames after f may be painted already (by the other workers): they are
-        withdrawn too; later ones see ``withdrawn`` before painting.
+        The window goes into the track's ``withdrawn`` (frames painted later
+        see it before painting), and every analysed frame from ``first``
+        through its end, or through ``failed + lookahead`` if later, is marked
+        not skinned now: frames after ``failed`` may be painted already, by the
+        other workers. Called while painting frame ``failed`` with ``first >=
+        failed - lookahead``, or by the encoder (:meth:`_settle`) with ``first
+        == failed``. Safe without a lock: the encoder waits for every paint up
+        to frame + lookahead, so it cannot have passed ``first``; and
+        ``check_every <= lookahead`` puts every frame since the previous check
+        within reach.
         """
-        for j in range(first, last + 1):
+        o = self.options
+        end = failed + max(1, round(o.retry_seconds * self._fps))
+        self._states[tid].withdrawn.append((first, end))
+        for j in range(first, max(end, failed + o.lookahead) + 1):
             rec = self._by_index.get(j)
             e = rec.entries.get(tid) if rec is not None else None
             if e is not None and e.skinnable:
