@@ -144,17 +144,18 @@ def test_the_strongest_rung_tries_the_two_best_skins(astronaut, protector, monke
     assert face.method == "skin" and face.skin_id == second and face.similarity == pytest.approx(0.25)
 
 
-def test_the_last_rung_tries_skins_least_like_the_person(astronaut, astronaut_face, detector, landmarker,
+def test_the_last_rungs_try_skins_least_like_the_person(astronaut, astronaut_face, detector, landmarker,
                                                          monkeypatch):
-    # every skin near his tone fails at every strength; the first skin of the last rung (drawn from
-    # those whose portraits look least like him, any tone) passes at the strongest settings
+    # every skin near his tone fails at every strength; the skins drawn from those whose portraits
+    # look least like him (any tone) are tried at stronger geometry, then (the donor's eyes too)
+    # at the strongest, where the first of them passes
     import types
 
     import faceskin.protect as p
     from faceskin.identity_check import IdentityCheck
     from faceskin.library import SkinLibrary, portrait_embeddings
     from faceskin.protect import Protector
-    from faceskin.skin import STRONGEST, keypoints_from_landmarks
+    from faceskin.skin import STRONGER, STRONGEST, keypoints_from_landmarks
 
     protector = Protector(detector=detector, landmarker=landmarker, library=SkinLibrary.default(seed=0), seed=0)
 
@@ -168,16 +169,64 @@ def test_the_last_rung_tries_skins_least_like_the_person(astronaut, astronaut_fa
     out, report = protector.protect(astronaut)
     face = max(report.faces, key=lambda f: (f.box[2] - f.box[0]))
     order = first_painted(painted)
-    assert len(order) == attempts + 1 and painted[-1] == (order[-1], STRONGEST)
+    rescue = order[attempts:]
+    assert len(rescue) == protector.options.rescue_skins
     known = portrait_embeddings()
     least = sorted(known, key=lambda i: float(known[i] @ sface))[:12]
-    assert order[-1] in least and face.method == "skin" and face.skin_id == order[-1]
-    assert face.similarity == pytest.approx(0.2)
+    assert set(rescue) <= set(least)
+    # all of them at stronger geometry before any skin takes the person's eyes
+    first_strongest = next(i for i, x in enumerate(painted) if x[1] is STRONGEST)
+    assert [x for x in painted[:first_strongest] if x[0] in rescue] == [(r, STRONGER) for r in rescue]
+    assert painted[-1] == (rescue[0], STRONGEST)
+    assert face.method == "skin" and face.skin_id == rescue[0] and face.similarity == pytest.approx(0.2)
     # and with the rung switched off, the same script ends in the fall-back
     monkeypatch.setattr(protector.options, "rescue_skins", 0)
     painted.clear()
     out, report = protector.protect(astronaut)
     assert max(report.faces, key=lambda f: (f.box[2] - f.box[0])).method == "fallback"
+
+
+@pytest.mark.parametrize("stronger, strongest, used, similarity", [
+    (0.22, 0.2, "STRONGER", 0.22),  # passes with room to spare: kept, no donor's eyes painted
+    (0.28, 0.2, "STRONGEST", 0.2),  # passes without the headroom: the ladder goes on, and a later pass wins
+    (0.28, 0.6, "STRONGER", 0.28),  # ... but when nothing later passes, it is used rather than a cover
+])
+def test_a_least_alike_skin_keeps_the_persons_eyes_only_with_room_to_spare(
+        astronaut, astronaut_face, detector, landmarker, monkeypatch, stronger, strongest, used, similarity):
+    import types
+
+    import faceskin.protect as p
+    from faceskin import skin as skin_module
+    from faceskin.identity_check import IdentityCheck
+    from faceskin.library import SkinLibrary
+    from faceskin.protect import Protector
+    from faceskin.skin import STRONGER, STRONGEST, keypoints_from_landmarks
+
+    protector = Protector(detector=detector, landmarker=landmarker, library=SkinLibrary.default(seed=0), seed=0)
+    assert protector.options.rescue_headroom == pytest.approx(0.05)
+    sface = IdentityCheck(second_opinion=False).reference(
+        astronaut, keypoints_from_landmarks(astronaut_face.landmarks)).sface
+    attempts = protector.options.skin_attempts
+
+    def score(rank, settings):
+        if rank != attempts:  # every skin but the first least-alike one fails everywhere
+            return 0.6
+        return stronger if settings is STRONGER else strongest if settings is STRONGEST else 0.6
+
+    painted, check = scripted_self_check(monkeypatch, p, score)
+    monkeypatch.setattr(check, "reference", lambda *a: types.SimpleNamespace(sface=sface), raising=False)
+    monkeypatch.setattr(protector, "check", check)
+    out, report = protector.protect(astronaut)
+    face = max(report.faces, key=lambda f: (f.box[2] - f.box[0]))
+    rescue = first_painted(painted)[attempts]
+    assert face.method == "skin" and face.skin_id == rescue and face.similarity == pytest.approx(similarity)
+    assert (any(x[1] is STRONGEST for x in painted)) == (stronger > 0.25)
+    # the image shows the attempt that was chosen: re-render it and compare the face region
+    again = astronaut.copy()
+    skin_module.render_skin(again, astronaut_face, protector.library.by_id(rescue),
+                            STRONGER if used == "STRONGER" else STRONGEST)
+    x0, y0, x1, y1 = (int(v) for v in astronaut_face.box)
+    assert np.abs(out[y0:y1, x0:x1].astype(int) - again[y0:y1, x0:x1].astype(int)).mean() < 1.0
 
 
 def test_self_check_takes_dlibs_second_opinion(astronaut, astronaut_face):

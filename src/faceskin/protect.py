@@ -48,6 +48,12 @@ class ProtectOptions:
     # On four London faces that fell back, 6-28 of the 100 skins pass at that rung, and the
     # portraits' unlikeness ranks them (Spearman 0.51-0.65): 2-8 of the 10 least alike pass.
     rescue_skins: int = 6
+    # The least-alike skins are tried at stronger geometry (the person keeps their own eyes) before
+    # the strongest rung; there a skin is taken at once only this far under the self-check limit,
+    # else the ladder goes on, and it is the one used only if no later attempt passes. Without
+    # the margin, 1 of 111 shared photos passed the self-check there and SFace matched it with
+    # another photo of the person (re-ID 0.9 %; 0 % with the donor's eyes).
+    rescue_headroom: float = 0.05
 
     def first_settings(self, face: Face) -> SkinSettings:
         """The settings a skin is first tried at for this face."""
@@ -124,8 +130,9 @@ class Protector:
                   unlike: np.ndarray | None = None):
         """Skin/settings pairs to try in order: best-fitting skins, then stronger geometry on the three
         that hid the person best so far (``scores``: skin id -> lowest self-check similarity, filled
-        in by the caller as it goes), then the strongest on the best two, then the strongest on
-        skins least like the person (``SkinLibrary.least_alike``, ``rescue_skins`` of them).
+        in by the caller as it goes), then stronger geometry on skins least like the person
+        (``SkinLibrary.least_alike``, ``rescue_skins`` of them), then the strongest (the donor's
+        eyes) on the best two so far, then on the rest of those least like the person.
 
         Which skin hides a person best varies from face to face, so escalating the
         best-scoring skin rather than the first one needs fewer fall-backs.
@@ -159,17 +166,23 @@ class Protector:
         ranked = list(tried.values()) if descriptor is not None else sorted(tried.values(), key=by_score)
         for skin in ranked[:3]:
             yield skin, STRONGER
-        # last resort before the fallback: the donor's eyes too (gaze and blinks are lost), on the
-        # two skins that hid the person best so far. On the three London faces that fell back with
-        # one, the best of 10 skins at this rung came to 0.18, 0.28 and 0.33 (limit 0.30).
-        for skin in (ranked[:2] if descriptor is not None else sorted(ranked[:3], key=by_score)[:2]):
-            yield skin, STRONGEST
-        # no skin near the person's tone hides them: the skins least like them, whatever their tone
-        # (the skin keeps the wearer's colour, so a far tone shows little)
+        # No skin near the person's tone hides them even at stronger geometry: the skins least like
+        # them, whatever their tone (the skin keeps the wearer's colour, so a far tone shows little),
+        # at stronger geometry first, and only then the donor's eyes too (STRONGEST: the person's
+        # gaze and blinks are lost, and it looks wrong). With the strongest rung first, 39 of 201
+        # London faces (neutral and smiling) ended up wearing a donor's eyes.
         rescue = getattr(self.library, "least_alike", None)
+        extra = []
         if rescue is not None and unlike is not None and o.rescue_skins > 0:
-            for skin in rescue(unlike, exclude=used | set(tried), count=o.rescue_skins, descriptor=descriptor):
-                yield skin, STRONGEST
+            extra = rescue(unlike, exclude=used | set(tried), count=o.rescue_skins, descriptor=descriptor)
+        for skin in extra:
+            yield skin, STRONGER, o.rescue_headroom
+        # last resort before the fallback: the donor's eyes too, on the two skins that hid the person
+        # best so far, then on the rest of the least-alike ones. On the three London faces that fell
+        # back with one, the best of 10 skins at this rung came to 0.18, 0.28 and 0.33 (limit 0.30).
+        last = ranked[:2] if descriptor is not None else sorted(ranked[:3] + extra, key=by_score)[:2]
+        for skin in last + [s for s in extra if all(s.skin_id != x.skin_id for x in last)]:
+            yield skin, STRONGEST
 
     def _as_detected(self, image: np.ndarray, trial: np.ndarray, face: Face, seen: dict) -> float:
         """SFace similarity of the render to the original, both aligned on RetinaFace's own five points,
@@ -191,13 +204,14 @@ class Protector:
         return float(seen["original"] @ self.check.embed(trial, again.keypoints))
 
     def _skin(self, image: np.ndarray, out: np.ndarray, face: Face, outcome: FaceOutcome, used: set[str]) -> str | None:
-        """Paint the first attempt that passes the identity self-check into ``out``; else a reason."""
+        """Paint the first attempt that passes the identity self-check (with the attempt's headroom,
+        if it asks for one) into ``out``; else the lowest-scoring attempt within the limit; else a reason."""
         ref = None if self.check is None else self.check.reference(image, keypoints_from_landmarks(face.landmarks))
-        best = None
+        best = chosen = None
         limit = None if self.check is None else self.check.limit_for(face.size)
         scores: dict[str, float] = {}
         seen = {}  # the original as a detector aligns it, embedded once
-        for skin, settings in self._attempts(image, face, used, scores, getattr(ref, "sface", None)):
+        for skin, settings, *headroom in self._attempts(image, face, used, scores, getattr(ref, "sface", None)):
             trial = out.copy()
             moved = render_skin(trial, face, skin, settings)
             sim = None
@@ -208,9 +222,10 @@ class Protector:
                 scores[skin.skin_id] = min(sim, scores.get(skin.skin_id, np.inf))
             if best is None or (sim is not None and sim < best[0]):
                 best = (sim, skin, trial)
-            if sim is None or sim <= limit:
+            if sim is None or sim <= limit - (headroom[0] if headroom else 0.0):
+                chosen = (sim, skin, trial)
                 break
-        sim, skin, trial = best
+        sim, skin, trial = chosen or best
         if sim is not None and sim > limit:
             return f"skin did not hide identity (self-check similarity {sim:.2f} > {limit:.2f})"
         out[:] = trial
