@@ -214,10 +214,10 @@ def test_eyes_move_apart_or_together_by_at_most_the_cap(astronaut_face):
 
 def _eye_height(points: np.ndarray, landmarks: np.ndarray) -> float:
     """Where the eyes sit along the person's own top-to-chin direction, in px."""
-    from faceskin.skin import _down_of
+    from faceskin.skin import _down
 
     centre = (points[[362, 263], :2].mean(0) + points[[33, 133], :2].mean(0)) / 2
-    return float(centre @ _down_of(landmarks[:, :2]))
+    return float(centre @ _down(landmarks))
 
 
 def test_eyes_keep_their_height_on_the_face(astronaut_face):

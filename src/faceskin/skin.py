@@ -93,12 +93,6 @@ def _down(landmarks: np.ndarray) -> np.ndarray:
     return (chin - top) / max(float(np.linalg.norm(chin - top)), 1e-6)
 
 
-def _down_of(points: np.ndarray) -> np.ndarray:
-    """:func:`_down` for 2-D points."""
-    top, chin = points[10], points[_CHIN]
-    return (chin - top) / max(float(np.linalg.norm(chin - top)), 1e-6)
-
-
 def _jaw_weight(points: np.ndarray, down: np.ndarray) -> np.ndarray:
     """0 above the mouth, rising to 1 at the chin: how much a vertex moves with the jaw."""
     y = points[:, :2] @ down
@@ -144,7 +138,7 @@ def morph_toward(target: np.ndarray, donor: np.ndarray, amount: float, outline: 
     blended = np.zeros_like(per_vertex)
     weight = np.zeros(len(pts))
     own = []  # each feature's own points follow only that feature (a brow's falloff must not scale an eye)
-    eye_shift = _eye_spacing_limit(pts, aligned[:, :2], amount)
+    eye_shift = _eye_limits(pts, aligned[:, :2], amount)
     for idx, anchor, scales in _FEATURES:
         p = pts[idx]
         cp, cq = pts[anchor].mean(0), aligned[anchor, :2].mean(0) + eye_shift.get(tuple(anchor), 0.0)
@@ -224,7 +218,7 @@ EYE_HEIGHT_CAP = 0.0  # fraction of the distance between the eyes
 LID_REACH = 0.06
 
 
-def _eye_spacing_limit(pts: np.ndarray, aligned: np.ndarray, amount: float) -> dict[tuple, np.ndarray]:
+def _eye_limits(pts: np.ndarray, aligned: np.ndarray, amount: float) -> dict[tuple, np.ndarray]:
     """Shifts of the donor's eye positions (by eye anchor) that keep the distance between the
     eyes within ``EYE_SPACING_CAP`` of the person's once moved ``amount`` of the way, and the
     eyes' height on the face (along its own "down") within ``EYE_HEIGHT_CAP`` of that distance;
@@ -245,7 +239,7 @@ def _eye_spacing_limit(pts: np.ndarray, aligned: np.ndarray, amount: float) -> d
     if allowed != change:
         c = (allowed - change) / 2.0 / amount * u
         shift_l, shift_r = shift_l + c, shift_r - c
-    down = _down_of(pts)
+    down = _down(pts)
     rise = amount * float(((cq_l - cp_l) + (cq_r - cp_r)) @ down) / 2.0
     kept = float(np.clip(rise, -EYE_HEIGHT_CAP * d, EYE_HEIGHT_CAP * d))
     if kept != rise:
