@@ -294,3 +294,102 @@ def test_the_self_check_also_aligns_as_an_attacker_would(astronaut, astronaut_fa
     x0, y0, x1, y1 = np.round(face.box).astype(int)
     blank[max(0, y0 - 40):y1 + 40, max(0, x0 - 40):x1 + 40] = 128
     assert protector._as_detected(astronaut, blank, face, {}) == -1.0
+
+
+def _scripted_expression(monkeypatch, protector, painted, change):
+    """The expression check answers ``change(rank, settings)`` for the render painted last: each compared
+    blendshape's change (a dict), or one number for all of them."""
+    from faceskin.expression import SCALES
+
+    def changes(*args):
+        c = change(first_painted(painted).index(painted[-1][0]), painted[-1][1])
+        return c if isinstance(c, dict) else {k: c for k in SCALES}
+
+    monkeypatch.setattr(protector, "_expression_changes", changes)
+
+
+def test_a_skin_that_changes_the_expression_gives_way_to_one_that_keeps_it(astronaut, protector, monkeypatch):
+    import faceskin.protect as p
+
+    painted, check = scripted_self_check(monkeypatch, p, lambda rank, settings: 0.2)  # every skin hides him
+    monkeypatch.setattr(protector, "check", check)
+    _scripted_expression(monkeypatch, protector, painted, lambda rank, settings: {0: 3.0}.get(rank, 0.5))
+    out, report = protector.protect(astronaut)
+    face = max(report.faces, key=lambda f: (f.box[2] - f.box[0]))
+    first, second = first_painted(painted)
+    assert face.method == "skin" and face.skin_id == second and face.expression_change == pytest.approx(0.5)
+    # the first skin was tried again with his own lips, then his lids too, then the next skin; nothing stronger
+    plain = protector.options.skin
+    assert [s for s, _ in painted] == [first, first, first, second]
+    assert painted[0][1] == plain and painted[3][1] == plain
+    assert painted[1][1].keep_lips and painted[1][1].lid_detail == plain.lid_detail
+    assert painted[2][1].keep_lips and painted[2][1].lid_detail < 1.0
+    assert all(s.geometry == plain.geometry and s.keep_eyes for _, s in painted)
+
+
+@pytest.mark.parametrize("wrong, lips, lids", [("jawOpen", True, False), ("eyeBlinkLeft", False, True)])
+def test_a_mouth_or_blink_that_reads_wrong_gets_the_persons_own_lips_or_lids(
+        astronaut, astronaut_face, protector, monkeypatch, wrong, lips, lids):
+    import faceskin.protect as p
+    from faceskin.expression import SCALES
+    from faceskin.skin import render_skin
+
+    painted, check = scripted_self_check(monkeypatch, p, lambda rank, settings: 0.2)
+    monkeypatch.setattr(protector, "check", check)
+
+    def change(rank, settings):
+        fixed = settings.keep_lips if wrong == "jawOpen" else settings.lid_detail < 1.0
+        return {k: (0.4 if fixed else 2.5) if k == wrong else 0.2 for k in SCALES}
+
+    _scripted_expression(monkeypatch, protector, painted, change)
+    out, report = protector.protect(astronaut)
+    face = max(report.faces, key=lambda f: (f.box[2] - f.box[0]))
+    (skin_id, plain), (again, fixed) = painted
+    assert skin_id == again == face.skin_id and face.expression_change == pytest.approx(0.4)
+    assert (fixed.keep_lips, fixed.lid_detail < 1.0) == (lips, lids)
+    # the image shows the repaired render
+    redo = astronaut.copy()
+    render_skin(redo, astronaut_face, protector.library.by_id(skin_id), fixed)
+    x0, y0, x1, y1 = (int(v) for v in astronaut_face.box)
+    assert np.abs(out[y0:y1, x0:x1].astype(int) - redo[y0:y1, x0:x1].astype(int)).mean() < 1.0
+
+
+def test_when_no_skin_keeps_the_expression_the_closest_is_kept_without_escalating(astronaut, astronaut_face, protector,
+                                                                                 monkeypatch):
+    import faceskin.protect as p
+    from faceskin.skin import render_skin
+
+    painted, check = scripted_self_check(monkeypatch, p, lambda rank, settings: 0.2)
+    monkeypatch.setattr(protector, "check", check)
+    _scripted_expression(monkeypatch, protector, painted,
+                         lambda rank, settings: 1.5 if rank == 1 and not settings.keep_lips else 4.0)
+    out, report = protector.protect(astronaut)
+    face = max(report.faces, key=lambda f: (f.box[2] - f.box[0]))
+    order = first_painted(painted)
+    assert len(painted) == 1 + protector.options.expression_attempts  # a bounded search
+    assert all(s.geometry == protector.options.skin.geometry and s.keep_eyes for _, s in painted)  # nothing stronger
+    assert face.method == "skin" and face.skin_id == order[1] and face.expression_change == pytest.approx(1.5)
+    # the image shows that render, not the last one tried
+    again = astronaut.copy()
+    render_skin(again, astronaut_face, protector.library.by_id(order[1]), protector.options.skin)
+    x0, y0, x1, y1 = (int(v) for v in astronaut_face.box)
+    assert np.abs(out[y0:y1, x0:x1].astype(int) - again[y0:y1, x0:x1].astype(int)).mean() < 1.0
+
+
+def test_the_expression_check_reads_a_painted_open_mouth(astronaut, astronaut_face, protector):
+    # he smiles with his teeth showing; a dark patch painted over his mouth must read as a changed
+    # expression (a weaker smile), and the untouched photo as none
+    import cv2
+
+    from faceskin import regions
+    from faceskin.expression import MOUTH, SCALES, expression_change
+
+    L = astronaut_face.landmarks
+    assert max(protector._expression_changes(astronaut, astronaut_face, L).values()) < 0.5
+    opened = astronaut.copy()
+    centre = L[regions.LIPS_INNER, :2].mean(0)
+    width = float(np.linalg.norm(L[78, :2] - L[308, :2]))
+    cv2.ellipse(opened, tuple(int(v) for v in centre), (int(width / 2), int(width / 5)), 0, 0, 360, (25, 10, 10), -1)
+    assert max(protector._expression_changes(opened, astronaut_face, L)[k] for k in MOUTH) > 1.0
+    assert expression_change(None, astronaut_face.blendshapes) == float("inf")
+    assert expression_change({k: 0.0 for k in SCALES}, {**{k: 0.0 for k in SCALES}, "jawOpen": 0.06}) == pytest.approx(2.0)

@@ -340,3 +340,24 @@ def test_lid_detail_damps_the_donors_detail_around_the_eyes_only(astronaut, astr
     near = cv2.dilate(eyes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))) > 0
     assert changed.sum() > 50  # the lids lost most of the donor's detail
     assert not (changed & ~near).any()  # and nothing else changed
+
+
+def test_keep_lips_gives_the_person_their_own_lips(astronaut, astronaut_face):
+    # with geometry off, the lips are the person's pixels with keep_lips, the donor's detail without
+    import cv2
+
+    L = astronaut_face.landmarks
+    lips = regions.polygon_mask(astronaut.shape[:2], L, [regions.LIPS_OUTER]) > 0
+    inner = cv2.dilate(regions.polygon_mask(astronaut.shape[:2], L, [regions.LIPS_INNER]), np.ones((3, 3), np.uint8)) > 0
+    # the lips themselves, away from the outline where the hole's edge is blurred and the teeth
+    body = cv2.erode(lips.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    body &= ~inner
+    assert body.sum() > 50
+    kept, painted = astronaut.copy(), astronaut.copy()
+    render_skin(kept, astronaut_face, builtin_skins()[5], SkinSettings(geometry=0.0, keep_lips=True))
+    render_skin(painted, astronaut_face, builtin_skins()[5], SkinSettings(geometry=0.0))
+    diff = lambda img: np.abs(img.astype(int) - astronaut.astype(int)).max(2)[body].mean()  # noqa: E731
+    assert diff(kept) < 3 < diff(painted)
+    # and nothing outside the lips changed
+    near = cv2.dilate(lips.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    assert not (np.abs(kept.astype(int) - painted.astype(int)).max(2)[~near] > 2).any()

@@ -61,6 +61,7 @@ class FaceOutcome:
     track_id: int | None = None
     yaw_deg: float | None = None
     similarity: float | None = None  # identity self-check: SFace cosine, skinned vs original
+    expression_change: float | None = None  # how far the skin's expression reads from the original's (faceskin.expression)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}

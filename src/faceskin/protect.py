@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faceskin.detect import FaceDetector, find_again
+from faceskin.expression import expression_changes, repaired
 from faceskin.faces import Face, FaceOutcome, ImageReport
 from faceskin.fallback import cover_face
 from faceskin.landmarks import Landmarker, head_angles
@@ -54,6 +55,13 @@ class ProtectOptions:
     # the margin, 1 of 111 shared photos passed the self-check there and SFace matched it with
     # another photo of the person (re-ID 0.9 %; 0 % with the donor's eyes).
     rescue_headroom: float = 0.05
+    # A render that passes the identity check must also read as the person's expression
+    # (faceskin.expression: mouth opening, smile and blinks within this many of its units);
+    # if it does not, the same skin is tried with the person's own lips or eyelids
+    # (faceskin.expression.repaired), and up to ``expression_attempts`` more renders in all at no
+    # stronger geometry; the one that reads closest is kept. None: the first render that passes is kept.
+    expression_tolerance: float | None = 1.0
+    expression_attempts: int = 4
 
     def first_settings(self, face: Face) -> SkinSettings:
         """The settings a skin is first tried at for this face."""
@@ -204,16 +212,40 @@ class Protector:
         return float(seen["original"] @ self.check.embed(trial, again.keypoints))
 
     def _skin(self, image: np.ndarray, out: np.ndarray, face: Face, outcome: FaceOutcome, used: set[str]) -> str | None:
-        """Paint the first attempt that passes the identity self-check (with the attempt's headroom,
-        if it asks for one) into ``out``; else the lowest-scoring attempt within the limit; else a reason."""
+        """Paint into ``out`` the first attempt that passes the identity self-check (with the attempt's
+        headroom, if it asks for one) and reads as the person's expression; else, of those that passed,
+        the one whose expression reads closest; else the lowest-scoring attempt within the limit; else
+        return a reason.
+
+        A render that passed but reads as another expression is tried again first with the person's own
+        lips or eyelids (:func:`faceskin.expression.repaired`). Once a render has passed, stronger
+        geometry is not tried for the expression's sake (it moves the face further from the person's)
+        and at most ``expression_attempts`` more renders are made.
+        """
+        o = self.options
         ref = None if self.check is None else self.check.reference(image, keypoints_from_landmarks(face.landmarks))
-        best = chosen = None
+        best = chosen = closest = None
         limit = None if self.check is None else self.check.limit_for(face.size)
         scores: dict[str, float] = {}
         seen = {}  # the original as a detector aligns it, embedded once
-        for skin, settings, *headroom in self._attempts(image, face, used, scores, getattr(ref, "sface", None)):
+        # With a key the person's skin must be the same in every file (library docstring): the first
+        # keyed skin that hides them is kept, as a near-tolerance reading could differ between files.
+        keyed = getattr(self.library, "key", None) is not None
+        tolerance = o.expression_tolerance if face.blendshapes and not keyed else None
+        strength = extra = None  # once a render passed: its geometry, and the renders left to find a closer expression
+        attempts = self._attempts(image, face, used, scores, getattr(ref, "sface", None))
+        repairs: list[tuple] = []  # the same skin again with the person's lips or lids, tried next
+        while True:
+            step = repairs.pop() if repairs else next(attempts, None)
+            if step is None or (strength is not None and extra <= 0):
+                break
+            skin, settings, *headroom = step
+            if strength is not None and _strength(settings) > strength:
+                continue
             trial = out.copy()
             moved = render_skin(trial, face, skin, settings)
+            if strength is not None:
+                extra -= 1
             sim = None
             if self.check is not None:
                 sim = self.check.similarity_to(ref, trial, keypoints_from_landmarks(moved))
@@ -222,9 +254,26 @@ class Protector:
                 scores[skin.skin_id] = min(sim, scores.get(skin.skin_id, np.inf))
             if best is None or (sim is not None and sim < best[0]):
                 best = (sim, skin, trial)
-            if sim is None or sim <= limit - (headroom[0] if headroom else 0.0):
+            if sim is not None and sim > limit - (headroom[0] if headroom else 0.0):
+                continue
+            if tolerance is None:
                 chosen = (sim, skin, trial)
                 break
+            changes = self._expression_changes(trial, face, moved)
+            change = max(changes.values())
+            if change <= tolerance:
+                chosen, outcome.expression_change = (sim, skin, trial), round(change, 2)
+                break
+            if closest is None or change < closest[0]:
+                closest = (change, (sim, skin, trial))
+            if strength is None:
+                strength, extra = _strength(settings), o.expression_attempts
+            fix = repaired(settings, changes, tolerance)
+            if fix is not None:
+                repairs.append((skin, fix, *headroom))
+        if chosen is None and closest is not None:
+            chosen = closest[1]
+            outcome.expression_change = round(closest[0], 2) if np.isfinite(closest[0]) else None
         sim, skin, trial = chosen or best
         if sim is not None and sim > limit:
             return f"skin did not hide identity (self-check similarity {sim:.2f} > {limit:.2f})"
@@ -235,6 +284,15 @@ class Protector:
             outcome.similarity = round(sim, 3)
         return None
 
+    def _expression_changes(self, trial: np.ndarray, face: Face, moved: np.ndarray) -> dict[str, float]:
+        """How far the render's expression reads from the original's, by blendshape (:mod:`faceskin.expression`).
+
+        The render is read on the same crop as the original was (the detector's points), so that
+        only the pixels differ between the two readings."""
+        points = face.keypoints if face.keypoints is not None else keypoints_from_landmarks(moved)
+        again = Face(box=face.box.copy(), score=face.score, keypoints=np.array(points, np.float64))
+        return expression_changes(face.blendshapes, again.blendshapes if self.landmarker.fit(trial, again) else None)
+
     def protect(self, image: np.ndarray, path: str | None = None) -> tuple[np.ndarray, ImageReport]:
         t0 = time.perf_counter()
         faces = self.detector.detect(image)
@@ -242,6 +300,11 @@ class Protector:
         report = ImageReport(path=path, width=image.shape[1], height=image.shape[0], faces=outcomes,
                              seconds=time.perf_counter() - t0)
         return out, report
+
+
+def _strength(settings: SkinSettings) -> tuple[bool, float]:
+    """How far a rung moves the face from the person's: the donor's eyes, then the geometry."""
+    return (not settings.keep_eyes, settings.geometry)
 
 
 _DEFAULT: Protector | None = None

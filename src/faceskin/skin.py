@@ -42,6 +42,7 @@ class SkinSettings:
     keep_mouth: bool = True  # the person's own inner mouth (teeth, tongue)
     chroma_detail: float = 0.0  # share of the skin's fine colour taken from the donor (the rest is the person's)
     lid_detail: float = 1.0  # share of the donor's detail kept on the eyelids (see LID_REACH; 0.3 reads blinks better)
+    keep_lips: bool = False  # the person's own lips (their outline is the person's anyway: the mouth is never scaled)
 
 
 def face_scale(landmarks: np.ndarray) -> float:
@@ -443,6 +444,7 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
     alpha = np.clip(dist / feather, 0, 1)
     alpha = alpha * alpha * (3 - 2 * alpha)
     kept = ([*regions.EYES] if st.keep_eyes else []) + ([regions.LIPS_INNER] if st.keep_mouth else [])
+    kept += [regions.LIPS_OUTER] if st.keep_lips else []
     holes = regions.polygon_mask(shape, local, kept).astype(np.float32) / 255
     hs = max(0.6, fs * 0.006)
     # grow the openings by the blur radius first, so even a narrowed eye stays fully the person's
