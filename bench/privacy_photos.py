@@ -252,15 +252,17 @@ def main() -> None:
         print(f"| {m} | {100 * st['detected'] / n:.1f} % | " + " | ".join(cells) + f" | {fb} | {ms} |")
     print(f"\n(re-ID and rank-1 in %; chance rank-1 = {100 / max(1, len(names)):.1f} %; n = {len(names)})")
     if expr_pairs["smile"][0]:
-        print("\n| expression (London neutral + smiling) | Pearson r | n |\n|---|---|---|")
-        for k, (a, b) in expr_pairs.items():
-            r = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 else float("nan")
-            print(f"| {k} | {r:.3f} | {len(a)} |")
+        print_correlations("expression (London neutral + smiling)", expr_pairs)
     if dlib_pairs:
-        print("\n| expression, dlib's 68 points (independent of the expression check) | Pearson r | n |\n|---|---|---|")
-        for k, (a, b) in dlib_pairs.items():
-            r = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 else float("nan")
-            print(f"| {k} | {r:.3f} | {len(a)} |")
+        print_correlations("expression, dlib's 68 points (independent of the expression check)", dlib_pairs)
+
+
+def print_correlations(title: str, pairs: dict[str, tuple[list, list]]) -> None:
+    """A markdown table of the Pearson r between original and protected readings, one row per measure."""
+    print(f"\n| {title} | Pearson r | n |\n|---|---|---|")
+    for k, (a, b) in pairs.items():
+        r = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 else float("nan")
+        print(f"| {k} | {r:.3f} | {len(a)} |")
 
 
 if __name__ == "__main__":

@@ -43,11 +43,6 @@ def expression_changes(before: dict[str, float] | None, after: dict[str, float] 
     return {k: abs(after.get(k, math.inf) - before.get(k, math.inf)) / s for k, s in SCALES.items()}
 
 
-def expression_change(before: dict[str, float] | None, after: dict[str, float] | None) -> float:
-    """The largest change of the compared blendshapes, in units of ``SCALES``; inf when either is unknown."""
-    return max(expression_changes(before, after).values())
-
-
 def repaired(settings: SkinSettings, changes: dict[str, float], tolerance: float) -> SkinSettings | None:
     """The same skin settings with one thing given back to the person: their own lips where the mouth
     read wrong, else less of the donor's eyelid detail where the blinks did; None when there is
