@@ -307,3 +307,39 @@ def test_last_resort_skins_are_the_least_alike_of_all_tones(astronaut, astronaut
              for s in range(3)]
     assert keyed[0] == keyed[1] == keyed[2]
     assert SkinLibrary(builtin_skins(), seed=0).least_alike(ref.sface) == []  # donor photos have no portraits
+
+
+# ---------------------------------------------------------------- no moustache on a bare upper lip
+
+
+def test_upper_lip_reads_bare_skin_and_a_painted_moustache(astronaut, astronaut_face):
+    import cv2
+
+    from faceskin import regions
+    from faceskin.library import UPPER_LIP_SKIN, measure_upper_lip
+
+    bare = measure_upper_lip(astronaut, astronaut_face)
+    assert bare > -5, bare
+    L = astronaut_face.landmarks
+    shadow = astronaut.copy()  # a stubble shadow between the nose and the upper lip
+    hull = cv2.convexHull(np.round(L[UPPER_LIP_SKIN + [61, 291, 0], :2]).astype(np.int32))
+    area = np.zeros(astronaut.shape[:2], np.uint8)
+    cv2.fillConvexPoly(area, hull, 1)
+    area &= regions.polygon_mask(astronaut.shape[:2], L, [regions.LIPS_OUTER]) == 0
+    shadow[area > 0] = (shadow[area > 0] * 0.6).astype(np.uint8)
+    assert measure_upper_lip(shadow, astronaut_face) < bare - 10
+
+
+def test_a_bare_upper_lip_gets_no_skin_with_a_darker_one(astronaut, astronaut_face, defaults):
+    from faceskin.library import MOUSTACHE_MARGIN, UPPER_LIP_LIGHTER, measure_upper_lip, skin_upper_lip
+
+    tone, bare = measure_tone(astronaut, astronaut_face), measure_upper_lip(astronaut, astronaut_face)
+    lib = SkinLibrary(defaults, seed=0, candidates=3, tone_band=12)
+    band = [lib.skins[i] for i in lib._tone_order(lib.skins, tone)[:12]]
+    darker = {s.skin_id for s in band if skin_upper_lip(s) < bare - MOUSTACHE_MARGIN}
+    lighter = {s.skin_id for s in band if skin_upper_lip(s) > bare + UPPER_LIP_LIGHTER}
+    assert darker and len(darker | lighter) <= 12 - 3, "the astronaut's band has skins on both sides of the margin"
+    drawn = {lib.pick(tone, upper_lip=bare).skin_id for _ in range(30)}
+    assert not drawn & (darker | lighter)
+    assert {lib.pick(tone, upper_lip=bare - 40).skin_id for _ in range(30)} & darker  # stubble: any skin will do
+    assert {lib.pick(tone).skin_id for _ in range(30)} & darker  # unmeasured: by tone alone, as before

@@ -95,6 +95,7 @@ class Donor:
     tone: tuple[float, float, float] = (0.0, 0.0, 0.0)  # median skin L, a, b
     fill_fraction: float = 0.0  # share of the face's texels that had to be synthesised
     _detail: dict | None = field(default=None, repr=False)
+    _upper_lip: float | None = field(default=None, repr=False)  # faceskin.library.skin_upper_lip, once measured
 
     def detail(self, sigma: float = DETAIL_SIGMA) -> np.ndarray:
         """Texture minus its own low-frequency shading (LAB): the donor's identity detail.

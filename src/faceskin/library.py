@@ -101,6 +101,61 @@ def measure_tone(image: np.ndarray, face: Face) -> tuple[float, float, float] | 
     return tuple(float(x) for x in np.median(px, 0))
 
 
+# ---------------------------------------------------------------- the upper lip
+
+# Mesh vertices of the skin between the nose and the upper lip (not the lip itself), and of the cheeks.
+UPPER_LIP_SKIN = [92, 164, 165, 167, 322, 391, 393]
+CHEEK_SKIN = [117, 118, 101, 36, 205, 187, 123, 346, 347, 330, 266, 425, 411, 352]
+# A skin whose upper lip is darker than the person's by more than this many L units (each against
+# its own cheeks), or lighter by more than UPPER_LIP_LIGHTER, is passed over while the tone band has
+# enough others (``SkinLibrary.pick``). The skins' values spread wider (-24 to +20 over the default
+# set) than the people's (-20 to +6, London photos), hence the wider margin on the light side.
+MOUSTACHE_MARGIN = 5.0
+UPPER_LIP_LIGHTER = 8.0
+
+
+def _upper_lip_shade(lightness: np.ndarray, points: np.ndarray, blur: float) -> float:
+    import cv2
+
+    L = cv2.GaussianBlur(lightness, (0, 0), max(blur, 0.5))
+    p = np.round(points).astype(int)
+    v = L[p[:, 1].clip(0, L.shape[0] - 1), p[:, 0].clip(0, L.shape[1] - 1)]
+    return float(v[UPPER_LIP_SKIN].mean() - v[CHEEK_SKIN].mean())
+
+
+def measure_upper_lip(image: np.ndarray, face: Face) -> float | None:
+    """How much lighter (+) or darker (-) the skin above the person's upper lip is than their cheeks
+    (L units; None without landmarks): stubble and moustaches read from about -10, bare skin from about 0."""
+    if face.landmarks is None:
+        return None
+    from faceskin.skin import face_scale
+
+    pts = face.landmarks[UPPER_LIP_SKIN + CHEEK_SKIN, :2]
+    h, w = image.shape[:2]
+    x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - 8, 0)
+    x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + 9, (w, h))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    lab = to_lab(image[y0:y1, x0:x1])
+    points = face.landmarks[:, :2] - (x0, y0)
+    return _upper_lip_shade(lab[..., 0], points, 0.01 * face_scale(face.landmarks))
+
+
+def skin_upper_lip(entry) -> float:
+    """``measure_upper_lip`` of a skin, read from its texture at the same mesh points (cached on the entry)."""
+    cached = getattr(entry, "_upper_lip", None)
+    if cached is None:
+        from faceskin.mesh import canonical_mesh
+
+        donor = _as_donor(entry)
+        n = donor.texture.shape[0]
+        uv = canonical_mesh().uv * n
+        face_height = float(np.linalg.norm(uv[10] - uv[152]))
+        cached = _upper_lip_shade(to_lab(donor.texture)[..., 0], uv, 0.01 * face_height)
+        entry._upper_lip = cached
+    return cached
+
+
 # ---------------------------------------------------------------- skin tone groups
 
 # Lower bounds of L* (cheek skin as photographed, the scale ``measure_tone`` and the
@@ -143,6 +198,7 @@ class ModelSkin:
     tone: tuple[float, float, float]
     attributes: dict = field(default_factory=dict)
     _donor: Donor | None = field(default=None, repr=False, compare=False)
+    _upper_lip: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def source(self) -> str:
@@ -347,12 +403,14 @@ class SkinLibrary:
         return [int(i) for i in np.argsort(d, kind="stable")]
 
     def choose(self, tone: tuple[float, float, float] | None, exclude: set[str] = frozenset(),
-               descriptor: np.ndarray | None = None, unlike: np.ndarray | None = None) -> Donor:
+               descriptor: np.ndarray | None = None, unlike: np.ndarray | None = None,
+               upper_lip: float | None = None) -> Donor:
         """A skin near ``tone``, never one in ``exclude``, ready to render (see ``pick``)."""
-        return _as_donor(self.pick(tone, exclude, descriptor, unlike))
+        return _as_donor(self.pick(tone, exclude, descriptor, unlike, upper_lip))
 
     def pick(self, tone: tuple[float, float, float] | None, exclude: set[str] = frozenset(),
-             descriptor: np.ndarray | None = None, unlike: np.ndarray | None = None):
+             descriptor: np.ndarray | None = None, unlike: np.ndarray | None = None,
+             upper_lip: float | None = None):
         """The library entry ``choose`` would hand out (a model skin is not drawn yet).
 
         Without a key (or without a ``descriptor`` of the person) the skin is
@@ -362,6 +420,13 @@ class SkinLibrary:
         tone (skins without a portrait embedding count as most alike). With a
         key and a descriptor it is the keyed choice among the ``tone_band``
         skins closest in tone: the same face gets the same skin in every file.
+
+        ``upper_lip`` (the person's ``measure_upper_lip``): without a key, skins
+        whose upper lip is darker than the person's by over ``MOUSTACHE_MARGIN``
+        (or lighter by over ``UPPER_LIP_LIGHTER``) leave the tone band while
+        ``candidates`` others remain in it: worn on a bare upper lip, a skin's
+        stubble shows as a moustache shadow (the model's skins mix both sexes,
+        and the choice knows only tone), and a much lighter one as a pale patch.
         """
         pool = [s for s in self.skins if s.skin_id not in exclude] or list(self.skins)
         known_tone = tone is not None and np.all(np.isfinite(tone))
@@ -370,12 +435,17 @@ class SkinLibrary:
             ranked = keyed_ranking(self.key, [pool[i].skin_id for i in band], descriptor)
             return pool[band[ranked[0]]]
         order = self._tone_order(pool, tone) if known_tone else [int(i) for i in self.rng.permutation(len(pool))]
+        band = order[: max(self.tone_band, self.candidates)]
+        if upper_lip is not None and np.isfinite(upper_lip):
+            plain = [i for i in band
+                     if upper_lip - MOUSTACHE_MARGIN <= skin_upper_lip(pool[i]) <= upper_lip + UPPER_LIP_LIGHTER]
+            if len(plain) >= max(1, self.candidates):
+                band = plain
         known = portrait_embeddings() if unlike is not None else {}
         if known:
-            band = order[: self.tone_band]
             alike = _alikeness(unlike, [pool[i].skin_id for i in band], known)
-            order = [band[k] for k in np.argsort(alike, kind="stable")]
-        order = order[: max(1, self.candidates)]
+            band = [band[k] for k in np.argsort(alike, kind="stable")]
+        order = band[: max(1, self.candidates)]
         return pool[order[int(self.rng.integers(len(order)))]]
 
     def least_alike(self, unlike: np.ndarray, exclude: set[str] = frozenset(), count: int = 6,

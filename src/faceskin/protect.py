@@ -19,7 +19,7 @@ from faceskin.expression import expression_changes, repaired
 from faceskin.faces import Face, FaceOutcome, ImageReport
 from faceskin.fallback import cover_face
 from faceskin.landmarks import Landmarker, head_angles
-from faceskin.library import SkinLibrary, measure_tone
+from faceskin.library import SkinLibrary, measure_tone, measure_upper_lip
 from faceskin.identity_check import IdentityCheck
 from faceskin.skin import STRONGER, STRONGEST, SkinSettings, keypoints_from_landmarks, render_skin
 
@@ -154,7 +154,7 @@ class Protector:
             yield skin, STRONGER
             yield skin, STRONGEST
             return
-        tone = measure_tone(image, face)
+        tone, lip = measure_tone(image, face), measure_upper_lip(image, face)
         descriptor = None  # with a secret key the skin follows the face (library docstring); never stored
         if getattr(self.library, "key", None) is not None:
             from faceskin.library import person_descriptor
@@ -162,7 +162,8 @@ class Protector:
             descriptor = person_descriptor(image, face)
         tried: dict[str, object] = {}
         for _ in range(max(1, o.skin_attempts)):
-            skin = self.library.choose(tone, exclude=used | set(tried), descriptor=descriptor, unlike=unlike)
+            skin = self.library.choose(tone, exclude=used | set(tried), descriptor=descriptor, unlike=unlike,
+                                       upper_lip=lip)
             if skin.skin_id in tried:
                 break
             tried[skin.skin_id] = skin

@@ -74,7 +74,7 @@ from faceskin.detect import find_again, merge_faces
 from faceskin.faces import Face
 from faceskin.fallback import cover_face, head_region
 from faceskin.landmarks import head_angles
-from faceskin.library import measure_tone
+from faceskin.library import measure_tone, measure_upper_lip
 from faceskin.protect import Protector
 from faceskin.skin import STRONGER, SkinSettings, face_scale, keypoints_from_landmarks, render_skin
 from faceskin.smoothing import OneEuroFilter
@@ -459,9 +459,9 @@ class VideoProtector:
         names = {s.skin_id for s in p.library.skins}
         fresh = names - live - self._used
         exclude = (live | self._used) if fresh else live  # unused skins first, then any not worn right now
-        tone = measure_tone(image, face)
+        tone, lip = measure_tone(image, face), measure_upper_lip(image, face)
         for _ in range(max(1, count)):
-            skin = p.library.pick(tone, exclude=exclude | {c.skin_id for c in out})
+            skin = p.library.pick(tone, exclude=exclude | {c.skin_id for c in out}, upper_lip=lip)
             if skin.skin_id in live or any(c.skin_id == skin.skin_id for c in out):
                 break  # the library ran out (choose then ignores exclude)
             out.append(skin)
