@@ -415,8 +415,8 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
         # the lower face keeps the band whole: there its shading is how the lips and chin read
         # (less of it opened closed mouths: london_010 under syn009, jawOpen 0.04 -> 0.09)
         down = _down(L2)
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        y = xx * np.float32(down[0]) + yy * np.float32(down[1])
+        y = (np.arange(x0, x1, dtype=np.float32)[None, :] * np.float32(down[0])
+             + np.arange(y0, y1, dtype=np.float32)[:, None] * np.float32(down[1]))
         top, bottom = float(L2[_NOSE_TIP, :2] @ down), float(L2[_MOUTH_LINE, :2].mean(0) @ down)
         t = np.clip((y - top) / max(bottom - top, 1e-6), 0, 1)[..., None]
         keep = np.float32(st.mid_detail) + np.float32(1 - st.mid_detail) * t
