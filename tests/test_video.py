@@ -243,6 +243,36 @@ class ScriptedCheck:
         return np.zeros(128, np.float32)
 
 
+def test_a_skin_choice_that_raises_covers_the_track_and_the_run_goes_on(tmp_path, clip, video_protector,
+                                                                       monkeypatch):
+    """Measuring the face for its skin raises on the first tries (as a bad crop or a skin that cannot
+    be drawn would): those frames are covered, the video is still written, the reason is reported,
+    and a later try gives the track its skin."""
+    import faceskin.video as video
+
+    calls = {"n": 0}
+    real = video.measure_tone
+
+    def failing(image, face):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise ValueError("cannot measure this face")
+        return real(image, face)
+
+    monkeypatch.setattr(video, "measure_tone", failing)
+    out = tmp_path / "raised.mp4"
+    report = protect_video(clip, out, protector=video_protector, seed=0, options=VideoOptions(check_every=2))
+    monkeypatch.undo()
+    assert out.exists() and calls["n"] >= 3
+    methods = report.frame_methods
+    assert methods[:3] == ["fallback"] * 3 and "skin" in methods, methods
+    assert report.tracks[0].reasons["skin choice failed"] >= 2
+    after = frames_of(out)
+    for i, m in enumerate(methods):
+        if m == "fallback":
+            assert not detected_in(video_protector, after[i]), f"frame {i} still shows the face"
+
+
 def test_failed_self_check_withdraws_the_skin(tmp_path, clip, video_protector, monkeypatch):
     """From frame ~10 on no skin hides the face: those frames are covered, and the unchecked
     frames since the last passing check too (the check runs every 4 frames)."""

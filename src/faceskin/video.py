@@ -555,6 +555,16 @@ class VideoProtector:
         self._used.add(st.skin.skin_id)
         return None
 
+    def _pick_failed(self, st: _TrackState, index: int, exc: Exception) -> str:
+        """Why a track has no skin when choosing one raised (measuring the face, drawing a skin):
+        it is covered and the choice is tried again later, as after any failed choice. Before,
+        the exception ended the whole run with no output: nothing leaked, but nothing was made."""
+        st.skin = None
+        st.retry_at = index + self.options.check_every * 2 ** min(st.failed_picks, 2)
+        st.failed_picks += 1
+        st.failure = f"skin choice failed: {type(exc).__name__}: {exc}"
+        return st.failure
+
     def _detect(self, rgb: np.ndarray, index: int) -> list[Face]:
         """This frame's faces; every ``small_faces_every`` frames also a pass at twice the size.
 
@@ -644,7 +654,10 @@ class VideoProtector:
                 face = replace(face, landmarks=smoothed)
                 picked = st.skin is None
                 if picked:
-                    reason = self._pick_skin(st, rgb, face, frame.index, frame.time)
+                    try:
+                        reason = self._pick_skin(st, rgb, face, frame.index, frame.time)
+                    except Exception as exc:  # fail closed: no skin, so the track is covered, and the run goes on
+                        reason = self._pick_failed(st, frame.index, exc)
             entry = _Entry(face, True, reason is None, reason or "", first=st.report.detected == 1)
             if reason is None:
                 entry.check_since = self._schedule_check(st, face, frame.index, picked)
