@@ -136,6 +136,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="original,blur,pixelate,fallback,skin")
     ap.add_argument("--recognizers", default="")
+    ap.add_argument("--dump", type=Path, help="write each London face's expression readings (and its skin) here, as JSON")
     args = ap.parse_args()
     if not (DATA / "identities").is_dir():
         raise SystemExit(f"error: {DATA}/identities not found")
@@ -180,6 +181,7 @@ def main() -> None:
     stats = {m: {"detected": 0, "n": 0, "fallbacks": 0, "faces": 0, "times": [],
                  **{r.name: {"reid": 0, "rank1": 0} for r in panel}} for m in methods}
     expr_pairs = {k: ([], []) for k in EXPR}
+    faces_read: list[dict] = []  # per London face: each expression before and after (--dump)
     dlib_expr = DlibExpression() if any(r.name == "dlib" for r in panel) else None
     dlib_pairs: dict[str, tuple[list, list]] = {}
     rng = np.random.default_rng(args.seed)
@@ -225,15 +227,17 @@ def main() -> None:
                     st[r.name]["rank1"] += best == name
             if m == "skin" and name.startswith("london_"):
                 # expression fidelity on both London photos (neutral 1, smiling 2)
-                for src_img, src_out in [(img, out)] + [
-                    (g := load(DATA / "identities" / name / "2.jpg"), protector.protect(g)[0])
-                ]:
+                g = load(DATA / "identities" / name / "2.jpg")
+                for src_img, (src_out, src_rep) in [(img, (out, rep)), (g, protector.protect(g))]:
                     fo, fp = largest(attacker, src_img), largest(attacker, src_out)
                     if fo is None or fp is None or not landmarker.fit(src_img, fo) or not landmarker.fit(src_out, fp):
                         continue
                     for k, keys in EXPR.items():
                         expr_pairs[k][0].append(np.mean([fo.blendshapes[x] for x in keys]))
                         expr_pairs[k][1].append(np.mean([fp.blendshapes[x] for x in keys]))
+                    faces_read.append({"photo": f"{name}/{'1' if src_img is img else '2'}.jpg",
+                                       "skins": [f.skin_id or f.method for f in src_rep.faces],
+                                       **{k: [float(v[0][-1]), float(v[1][-1])] for k, v in expr_pairs.items()}})
                     if dlib_expr is not None:
                         a, b = dlib_expr.read(src_img, fo), dlib_expr.read(src_out, fp)
                         for k in a:
@@ -255,6 +259,11 @@ def main() -> None:
         print_correlations("expression (London neutral + smiling)", expr_pairs)
     if dlib_pairs:
         print_correlations("expression, dlib's 68 points (independent of the expression check)", dlib_pairs)
+    if args.dump:
+        import json
+
+        args.dump.write_text(json.dumps(faces_read, indent=1))
+        print(f"\nper-face expression readings: {args.dump}")
 
 
 def print_correlations(title: str, pairs: dict[str, tuple[list, list]]) -> None:
