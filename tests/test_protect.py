@@ -108,6 +108,28 @@ def test_skinned_face_no_longer_matches(astronaut, protector):
         assert not r.is_match(a, b), f"{r.name} still matches the skinned astronaut"
 
 
+@pytest.mark.parametrize("key", [None, "series secret"])
+def test_with_a_key_a_skin_is_taken_only_with_room_under_the_limit(astronaut, detector, landmarker, monkeypatch, key):
+    """A verdict near the limit flips between two files of the same person, and the key promises
+    them the same skin: keyed, the first skin (0.29 against 0.30) is passed over for one with room
+    to spare; unkeyed, it is taken."""
+    import faceskin.protect as p
+    from faceskin.library import SkinLibrary, default_skins
+    from faceskin.protect import ProtectOptions, Protector
+
+    protector = Protector(detector=detector, landmarker=landmarker, seed=0,
+                          library=SkinLibrary(default_skins(), seed=0, key=key),
+                          options=ProtectOptions(expression_tolerance=None))
+    painted, check = scripted_self_check(monkeypatch, p, lambda rank, settings: {0: 0.29, 1: 0.2}.get(rank, 0.6))
+    monkeypatch.setattr(protector, "check", check)
+    _, report = protector.protect(astronaut)
+    face = max(report.faces, key=lambda f: (f.box[2] - f.box[0]))
+    first, second = first_painted(painted)[:2] if key else (first_painted(painted)[0], None)
+    assert face.method == "skin"
+    assert face.skin_id == (second if key else first)
+    assert face.similarity == pytest.approx(0.2 if key else 0.29)
+
+
 def test_escalation_strengthens_the_skin_that_hid_the_person_best(astronaut, protector, monkeypatch):
     # a self-check that only the second skin, made stronger, passes: the ladder must find it
     import faceskin.protect as p
