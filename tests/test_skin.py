@@ -7,13 +7,11 @@ from faceskin.skin import SkinSettings, face_scale, morph_toward, render_skin
 
 
 def test_skin_changes_the_face_and_nothing_else(astronaut, astronaut_face):
-    """The face, and the head around it out to ``head_margin`` (it follows the moved outline)."""
     out = astronaut.copy()
     render_skin(out, astronaut_face, builtin_skins()[3])
     changed = np.abs(out.astype(int) - astronaut.astype(int)).max(2) > 0
-    margin = SkinSettings().head_margin * face_scale(astronaut_face.landmarks) + 2
-    x0, y0 = astronaut_face.landmarks[:468, :2].min(0) - margin
-    x1, y1 = astronaut_face.landmarks[:468, :2].max(0) + margin
+    x0, y0 = astronaut_face.landmarks[:468, :2].min(0) - 6
+    x1, y1 = astronaut_face.landmarks[:468, :2].max(0) + 6
     ys, xs = np.nonzero(changed)
     assert xs.min() >= x0 and xs.max() <= x1 and ys.min() >= y0 and ys.max() <= y1
     # the cheeks really changed
@@ -126,8 +124,7 @@ def test_nose_tip_mouth_and_chin_keep_their_height_on_the_face(astronaut_face):
         # face; taking the donors' nose lengths moved it 0.054-0.073 toward the mouth)
         assert abs((moved[1, :2] - L[1, :2]) @ down) < 0.025 * face_scale(L)
         across = (moved[:, :2] - L[:, :2]) - ((moved[:, :2] - L[:, :2]) @ down)[:, None] * down
-        # the jaw's sides still move across (the outline itself only down to the mouth: _outline_weight)
-        assert np.linalg.norm(across[[172, 397]], axis=1).max() > 0.002 * face_scale(L)
+        assert np.linalg.norm(across[lower], axis=1).max() > 0.002 * face_scale(L)  # still moves across
 
 
 def test_eyes_move_but_keep_their_size(astronaut_face):
@@ -398,7 +395,7 @@ def test_mid_detail_scales_only_the_donors_mid_scale_shading(astronaut, astronau
     ratio = float(np.dot((part - none)[area], band) / np.dot(band, band))
     assert 0.25 < ratio < 0.35, ratio
     low = (full - none)[chin]
-    assert np.abs(low).mean() > 0.5 and np.abs((part - full)[chin]).max() < 2.5  # (up to the uint8 rounding of both)
+    assert low.std() > 0.5 and np.abs((part - full)[chin]).max() < 2.5  # (up to the uint8 rounding of both)
     high = lambda img: (img - cv2.GaussianBlur(img, (0, 0), DETAIL_SIGMA * face_scale(L) / 2))[area].std()  # noqa: E731
     assert high(full - none) < 0.4 * high(none), (high(full - none), high(none))  # the pores and lines stay
 
@@ -461,31 +458,3 @@ def test_the_persons_colour_follows_the_skins_lightness_as_shading_does(astronau
     expected = chroma(before)[skin][moved] * np.clip((after[..., 0][skin][moved] + 16) / (before[..., 0][skin][moved] + 16),
                                                       0.6, 1.4)
     assert np.median(np.abs(chroma(after)[skin][moved] - expected)) < 1.5
-
-
-def test_the_head_around_a_moved_outline_moves_with_it(astronaut, astronaut_face):
-    """Just outside the new outline the picture is the person's head moved with the outline (their
-    jaw line and cheek edge go where the skin's outline went), not the person's own edge left
-    standing beside the skin: that left a double edge along the jaw, and the face's real width."""
-    from faceskin.library import default_skins
-    from faceskin.skin import STRONGER
-
-    L = astronaut_face.landmarks[:468, :2].astype(np.float64)
-    skin = default_skins()[10].donor()
-    out = astronaut.copy()
-    L2 = render_skin(out, astronaut_face, skin, STRONGER)[:468, :2]
-    centre = L[regions.FACE_OVAL].mean(0)
-    moved_to, left_at, n = [], [], 0
-    for j in regions.FACE_OVAL:
-        d = L2[j] - L[j]
-        if np.linalg.norm(d) < 4:
-            continue
-        outward = (L2[j] - centre) / np.linalg.norm(L2[j] - centre)
-        p = L2[j] + 4 * outward  # just outside the new outline
-        q = p - d  # where that point of the head was
-        patch = lambda img, c: img[int(c[1]) - 2:int(c[1]) + 3, int(c[0]) - 2:int(c[0]) + 3].astype(float)  # noqa: E731
-        moved_to.append(np.abs(patch(out, p) - patch(astronaut, q)).mean())
-        left_at.append(np.abs(patch(out, p) - patch(astronaut, p)).mean())
-        n += 1
-    assert n >= 5, "the skin should move the outline somewhere by 4 px or more"
-    assert np.median(moved_to) < 0.5 * np.median(left_at), (np.median(moved_to), np.median(left_at))

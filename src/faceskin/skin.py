@@ -270,22 +270,15 @@ def _eye_limits(pts: np.ndarray, aligned: np.ndarray, amount: float) -> dict[tup
 
 
 def _outline_weight(target: np.ndarray) -> np.ndarray:
-    """How far each outline vertex may follow the donor's: fully from the eyes to the mouth,
-    fading to nothing at the top of the forehead and at the chin.
-
-    Up there the outline is the hairline: moving it paints skin over hair or drags hair over
-    the skin, with a hard edge where the head warp meets the untouched hair. Down here it is
-    the jaw, which opens and closes: once the head around the face really follows the outline
-    (see render_skin), a jaw line taken toward the donor's made MediaPipe misread how open the
-    mouth was. One render at STRONGER on 204 London faces: jawOpen r 0.745 with the whole
-    outline, 0.797 with the jaw's kept (0.808 when the head did not follow), self-check pass
-    rate 50 % either way (43 % when it did not). The cheek line still moves.
-    """
+    """How far each outline vertex may follow the donor's: fully from the eyes down, fading to
+    nothing at the top of the forehead. Up there the outline is the hairline: moving it paints
+    skin over hair or drags hair over the skin, with a hard edge where the head warp meets the
+    untouched hair; the jaw and cheek line, which carry the identity, still move."""
     top, down = target[10, :2], _down(target)
     y = (target[regions.FACE_OVAL, :2] - top) @ down
     eyes = float((target[[33, 263], :2] - top).mean(0) @ down)
     t = np.clip(y / max(eyes, 1e-6), 0.0, 1.0)
-    return t * t * (3 - 2 * t) * (1.0 - _jaw_weight(target, down)[regions.FACE_OVAL])
+    return t * t * (3 - 2 * t)
 
 
 def _mesh_neighbours() -> np.ndarray:
@@ -423,15 +416,6 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
         # outside the mesh, the head (hair, ears, jaw line) follows the outline smoothly
         dx, dy = head_warp((x0, y0, x1, y1), L2[:468, :2], L2[:468, :2] - L[:468, :2], (w, h), fs)
         gx, gy = gx - dx, gy - dy
-    feather = max(2.0, st.feather * fs)
-    dist = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3)
-    if moves_outline:
-        # Under the feather, where the person's own pixels still show, the inside follows the same
-        # smooth warp as the outside: when the outline moves in past the next ring of vertices the
-        # mesh folds there, and its edge mapped 6-8 px away from where the outside's warp met it (a
-        # hard line along the jaw on the STRONGER rung, london_005 under syn018).
-        mesh_share = np.clip(dist / feather, 0, 1)[..., None]
-        src = src * mesh_share + np.stack([gx, gy], -1) * (1 - mesh_share)
     mx = np.where(inside, src[..., 0], gx)
     my = np.where(inside, src[..., 1], gy)
     warped = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -498,6 +482,8 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
     skin_rgb = from_lab(out_lab)
 
     # alpha: feathered inside the outline, holes for the person's eyes and inner mouth
+    feather = max(2.0, st.feather * fs)
+    dist = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3)
     alpha = np.clip(dist / feather, 0, 1)
     alpha = alpha * alpha * (3 - 2 * alpha)
     kept = ([*regions.EYES] if st.keep_eyes else []) + ([regions.LIPS_INNER] if st.keep_mouth else [])
@@ -509,12 +495,7 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
     holes = cv2.dilate(holes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kk, kk)))
     holes = cv2.GaussianBlur(holes, (0, 0), hs)
     alpha *= 1 - np.clip(holes * 1.3, 0, 1)
-    # Outside the mesh ``warped`` is the head moved with the outline (head_warp). Until 2026-11 the
-    # original pixels were used there, so a narrowed face left the person's own jaw line and cheek
-    # edge standing beside it: a double edge along the jaw, and the person's face shape kept. One
-    # render at STRONGER on 204 London faces: self-check pass rate 43 -> 50 % (with the jaw line
-    # kept, _outline_weight; 32 % at the default settings, 30 % before).
-    base = warped
+    base = np.where(inside[..., None], warped, image[y0:y1, x0:x1])
     a = alpha[..., None]
     image[y0:y1, x0:x1] = np.clip(base * (1 - a) + skin_rgb * a + 0.5, 0, 255).astype(np.uint8)
     return L2
