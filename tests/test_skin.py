@@ -386,7 +386,7 @@ def test_mid_detail_scales_only_the_donors_mid_scale_shading(astronaut, astronau
 
     def lightness(mid):
         out = astronaut.copy()
-        render_skin(out, astronaut_face, skin, replace(SkinSettings(), mid_detail=mid, forehead_detail=1.0))
+        render_skin(out, astronaut_face, skin, replace(SkinSettings(), mid_detail=mid))
         return cv2.cvtColor(out.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[..., 0]
 
     none, part, full = lightness(0.0), lightness(0.3), lightness(1.0)
@@ -398,63 +398,3 @@ def test_mid_detail_scales_only_the_donors_mid_scale_shading(astronaut, astronau
     assert low.std() > 0.5 and np.abs((part - full)[chin]).max() < 2.5  # (up to the uint8 rounding of both)
     high = lambda img: (img - cv2.GaussianBlur(img, (0, 0), DETAIL_SIGMA * face_scale(L) / 2))[area].std()  # noqa: E731
     assert high(full - none) < 0.4 * high(none), (high(full - none), high(none))  # the pores and lines stay
-
-
-def test_forehead_detail_scales_the_donors_detail_above_the_brows_only(astronaut, astronaut_face):
-    """With ``forehead_detail`` 0.4 the forehead carries 40 % of what the donor's detail adds there
-    (its folds), and the face below the brows is the same render."""
-    from dataclasses import replace
-
-    import cv2
-
-    from faceskin.library import default_skins
-
-    skin = default_skins()[10].donor()
-    L = astronaut_face.landmarks
-    oval = regions.polygon_mask(astronaut.shape[:2], L, [regions.FACE_OVAL]) > 0
-    oval = cv2.erode(oval.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
-    brows_top = int(L[[105, 66, 334, 296], 1].min())
-    forehead, lower = oval.copy(), oval.copy()
-    forehead[brows_top - int(0.1 * face_scale(L)):] = False  # past the ramp (the astronaut is upright)
-    lower[:int(L[[33, 263], 1].max()) + 4] = False  # below the eyes
-
-    def lightness(**kw):
-        out = astronaut.copy()
-        render_skin(out, astronaut_face, skin, replace(SkinSettings(), **kw))
-        return cv2.cvtColor(out.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[..., 0]
-
-    bare, part, full = lightness(detail_gain=0.0), lightness(forehead_detail=0.4), lightness(forehead_detail=1.0)
-    band = (full - bare)[forehead]
-    assert band.std() > 1.0  # the donor has detail there
-    ratio = float(np.dot((part - bare)[forehead] - (part - bare)[forehead].mean(), band - band.mean())
-                  / np.dot(band - band.mean(), band - band.mean()))
-    assert 0.3 < ratio < 0.5, ratio
-    below = (part - full)[lower]
-    assert np.abs(below - np.median(below)).max() < 1.5  # (the brightness offset and uint8 rounding aside)
-
-
-def test_the_persons_colour_follows_the_skins_lightness_as_shading_does(astronaut, astronaut_face):
-    """Where the skin is darker than the person, its colour is less saturated, and where it is lighter,
-    more: a and b scale with L + 16 as under shading, so the donor's dark texture does not read as
-    grey-brown patches (before, a and b stayed the person's at any lightness)."""
-    import cv2
-
-    from faceskin.library import default_skins
-
-    out = astronaut.copy()
-    render_skin(out, astronaut_face, default_skins()[10].donor(), SkinSettings(geometry=0.0, outline=0.0))
-    lab = lambda img: cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)  # noqa: E731
-    before, after = lab(astronaut), lab(out)
-    skin = regions.polygon_mask(astronaut.shape[:2], astronaut_face.landmarks, [regions.FACE_OVAL]) > 0
-    skin &= cv2.dilate(regions.polygon_mask(astronaut.shape[:2], astronaut_face.landmarks,
-                                            [*regions.EYES, *regions.BROWS, regions.LIPS_OUTER]),
-                       np.ones((15, 15), np.uint8)) == 0
-    chroma = lambda x: np.hypot(x[..., 1], x[..., 2])  # noqa: E731
-    d_light = (after[..., 0] - before[..., 0])[skin]
-    d_chroma = (chroma(after) - chroma(before))[skin]
-    moved = np.abs(d_light) > 4
-    assert moved.sum() > 200
-    assert np.mean(np.sign(d_chroma[moved]) == np.sign(d_light[moved])) > 0.85
-    expected = chroma(before)[skin][moved] * np.clip((after[..., 0][skin][moved] + 16) / (before[..., 0][skin][moved] + 16),
-                                                      0.6, 1.4)
-    assert np.median(np.abs(chroma(after)[skin][moved] - expected)) < 1.5

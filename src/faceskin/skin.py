@@ -51,13 +51,6 @@ class SkinSettings:
     # both, dlib distance 0.689 -> 0.691). Pores, lines and brow hairs (finer) stay whole, and so
     # does the band from the mouth down (see render_skin).
     mid_detail: float = 0.3
-    # Share of the donor's detail kept on the forehead (above the brows, ramped in over FOREHEAD_RAMP):
-    # the model's skins carry their training faces' forehead folds, which on the contact sheet made
-    # young faces look lined and old. Rendered once with the pipeline's first skin on 204 London
-    # faces (with the chroma rule below), 0.4 against 1.0: self-check pass rate 0.27 against 0.26,
-    # mean SFace similarity 0.357 against 0.354, dlib distance 0.697 against 0.699: the forehead
-    # is mostly outside the recognizers' aligned crops.
-    forehead_detail: float = 0.4
 
 
 def face_scale(landmarks: np.ndarray) -> float:
@@ -101,9 +94,6 @@ _UPPER_LIP, _LOWER_LIP = 13, 14  # inner lip midpoints: their gap is how far the
 _MOUTH_LINE = [61, 291, 13]  # below this line the jaw moves when the mouth opens
 _CHIN = 152
 _NOSE_TIP = 1
-CHROMA_SCALE = (0.6, 1.4)  # bounds on how far the person's colour follows the skin's lightness (render_skin)
-_BROW_TOPS = [105, 66, 334, 296]  # above the line through these the forehead begins
-FOREHEAD_RAMP = 0.08  # face sizes over which forehead_detail takes over above the brows
 
 
 def _down(landmarks: np.ndarray) -> np.ndarray:
@@ -375,9 +365,9 @@ STRONGER = SkinSettings(geometry=1.6, outline=1.5, shading_sigma=0.25, chroma_de
 # STRONGEST keeps the donor's whole mid band, and with it black sockets around the donor's eyes: with
 # 30 % of it (as the other rungs) the privacy bench fell back on 5.4 % of faces instead of 1.8 %, and
 # 94.6 % of protected photos still showed a face (goal 98 %). The faces that reach this rung are the
-# hardest to hide, and the band is part of what hides them. For the same reason it keeps the forehead's whole detail.
+# hardest to hide, and the band is part of what hides them.
 STRONGEST = SkinSettings(geometry=2.0, outline=2.0, shading_sigma=0.4, detail_gain=1.3, keep_eyes=False, chroma_detail=1.0,
-                         mid_detail=1.0, forehead_detail=1.0)
+                         mid_detail=1.0)
 
 
 def keypoints_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
@@ -420,22 +410,17 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
     my = np.where(inside, src[..., 1], gy)
     warped = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     detail = cv2.remap(donor.detail(st.shading_sigma), uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    # each pixel's height down the face (the face's own up-down axis), for the bands that vary with it
-    down = _down(L2)
-    y = (np.arange(x0, x1, dtype=np.float32)[None, :] * np.float32(down[0])
-         + np.arange(y0, y1, dtype=np.float32)[:, None] * np.float32(down[1]))
     if st.mid_detail != 1.0 and st.shading_sigma > DETAIL_SIGMA:
         fine = cv2.remap(donor.detail(DETAIL_SIGMA), uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # the lower face keeps the band whole: there its shading is how the lips and chin read
         # (less of it opened closed mouths: london_010 under syn009, jawOpen 0.04 -> 0.09)
+        down = _down(L2)
+        y = (np.arange(x0, x1, dtype=np.float32)[None, :] * np.float32(down[0])
+             + np.arange(y0, y1, dtype=np.float32)[:, None] * np.float32(down[1]))
         top, bottom = float(L2[_NOSE_TIP, :2] @ down), float(L2[_MOUTH_LINE, :2].mean(0) @ down)
         t = np.clip((y - top) / max(bottom - top, 1e-6), 0, 1)[..., None]
         keep = np.float32(st.mid_detail) + np.float32(1 - st.mid_detail) * t
         detail = fine + keep * (detail - fine)
-    if st.forehead_detail != 1.0:
-        brow_line = float(L2[_BROW_TOPS, :2].mean(0) @ down)
-        up = np.clip((brow_line - y) / (FOREHEAD_RAMP * fs), 0, 1)[..., None]
-        detail = detail * (1 - np.float32(1 - st.forehead_detail) * up)
 
     # The person's skin only: no eyes, brows, lips, nostrils, nor hair/glasses over the skin.
     local = L2.copy()
@@ -464,21 +449,17 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
     out_lab = low + gain * detail
     # the donor's detail is not zero-mean over the person's skin: keep the person's brightness
     out_lab[..., 0] += float(lab[..., 0][skin].mean() - out_lab[..., 0][skin].mean())
-    # Colour is the person's own at every pixel: a donor's colour detail brings the casts of its
-    # lighting (grey-green sockets, pale lips). The person's colour follows the new lightness as it
-    # would under shading: darkening linear RGB by k scales L + 16, a and b all by k^(1/3), so a and b
-    # scale with (L + 16). Carried over unchanged, the donor's darker texture read as grey patches on
-    # pale faces and its lighter texture as washed out. With the scaling, one render with the
-    # pipeline's first skin on 204 London faces passed the self-check on 26 % instead of 23 %
-    # (mean SFace similarity 0.354 against 0.364, dlib distance 0.699 against 0.694).
-    person_ab = lab[..., 1:] * np.clip((out_lab[..., :1] + 16) / (lab[..., :1] + 16), *CHROMA_SCALE)
+    # Colour is the person's own at every pixel: in the person's skin, colour hardly varies
+    # with lightness (measured on London faces: slope of a, b against L in the detail band
+    # ~0.01), so their a, b carry over to the donor's lightness unchanged. A donor's colour
+    # detail brings the casts of its lighting (grey-green sockets, pale lips).
     # Only the brows take the donor's colour, as they are the donor's: the person's own brows look
     # better but carry identity (self-check similarity 0.29 -> 0.49 on 30 London faces).
     brows = regions.polygon_mask(shape, local, [*regions.BROWS]).astype(np.float32) / 255
     brows = cv2.GaussianBlur(cv2.dilate(brows, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))),
                              (0, 0), k / 2)[..., None]
     c = st.chroma_detail + (1 - st.chroma_detail) * brows
-    out_lab[..., 1:] = c * (low[..., 1:] + detail[..., 1:]) + (1 - c) * person_ab
+    out_lab[..., 1:] = c * (low[..., 1:] + detail[..., 1:]) + (1 - c) * lab[..., 1:]
     skin_rgb = from_lab(out_lab)
 
     # alpha: feathered inside the outline, holes for the person's eyes and inner mouth
