@@ -103,34 +103,22 @@ class Donor:
         ``sigma`` is a fraction of the face size, the same one the renderer
         uses for the person's shading, so the two bands meet exactly: nothing
         between them is lost (waxy skin) or counted twice.
-
-        Each band is made once per donor and kept: a photo tries several skins at
-        two or three bands each. The low-pass is taken on a coarse grid
-        (``masked_blur(coarse=True)``, as the renderer's own shading is): an exact
-        blur at the stronger rungs' bands (65-130 texels) took 50-100 ms a band, and
-        a fresh ``faceskin protect`` paid that for every skin it tried.
         """
-        if self._detail is None:
-            self._detail = {}
-        cached = self._detail.get(sigma)
+        cached = self._detail.get(sigma) if self._detail is not None else None
         if cached is None:
-            lab = self._symmetric_lab()
-            s = lab.shape[0]
-            # in UV space the forehead-to-chin distance spans 0.85 of the texture
-            low = masked_blur(lab, np.ones((s, s), np.float32), sigma * 0.85 * s, coarse=True)
-            cached = self._detail[sigma] = (lab - low).astype(np.float32)
-        return cached
-
-    def _symmetric_lab(self) -> np.ndarray:
-        """The texture in LAB with the donor photo's directional light taken out (the same for every band)."""
-        lab = self._detail.get("lab")
-        if lab is None:
             lab = to_lab(self.texture)
+            s = self.texture.shape[0]
             # Directional light in the donor photo shows up as a left-right asymmetry of the
             # smooth shading; faces are nearly symmetric, so remove the antisymmetric part.
-            smooth = cv2.GaussianBlur(lab, (0, 0), 0.03 * lab.shape[0])
-            lab = self._detail["lab"] = lab - 0.5 * (smooth - smooth[:, ::-1])
-        return lab
+            smooth = cv2.GaussianBlur(lab, (0, 0), 0.03 * s)
+            lab = lab - 0.5 * (smooth - smooth[:, ::-1])
+            # in UV space the forehead-to-chin distance spans 0.85 of the texture
+            low = masked_blur(lab, np.ones((s, s), np.float32), sigma * 0.85 * s)
+            cached = (lab - low).astype(np.float32)
+            if self._detail is None:
+                self._detail = {}
+            self._detail[sigma] = cached
+        return cached
 
     # ---- persistence: a donor is a few tens of kB (JPEG texture + landmarks)
     def to_bytes(self) -> bytes:
