@@ -19,6 +19,7 @@ Prints markdown tables. Needs the `eval` extra and ../shared/data.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -232,12 +233,13 @@ def main() -> None:
                     fo, fp = largest(attacker, src_img), largest(attacker, src_out)
                     if fo is None or fp is None or not landmarker.fit(src_img, fo) or not landmarker.fit(src_out, fp):
                         continue
-                    for k, keys in EXPR.items():
-                        expr_pairs[k][0].append(np.mean([fo.blendshapes[x] for x in keys]))
-                        expr_pairs[k][1].append(np.mean([fp.blendshapes[x] for x in keys]))
+                    read = {k: [float(np.mean([f.blendshapes[x] for x in keys])) for f in (fo, fp)]
+                            for k, keys in EXPR.items()}
+                    for k, (before, after) in read.items():
+                        expr_pairs[k][0].append(before)
+                        expr_pairs[k][1].append(after)
                     faces_read.append({"photo": f"{name}/{'1' if src_img is img else '2'}.jpg",
-                                       "skins": [f.skin_id or f.method for f in src_rep.faces],
-                                       **{k: [float(v[0][-1]), float(v[1][-1])] for k, v in expr_pairs.items()}})
+                                       "skins": [f.skin_id or f.method for f in src_rep.faces], **read})
                     if dlib_expr is not None:
                         a, b = dlib_expr.read(src_img, fo), dlib_expr.read(src_out, fp)
                         for k in a:
@@ -260,8 +262,6 @@ def main() -> None:
     if dlib_pairs:
         print_correlations("expression, dlib's 68 points (independent of the expression check)", dlib_pairs)
     if args.dump:
-        import json
-
         args.dump.write_text(json.dumps(faces_read, indent=1))
         print(f"\nper-face expression readings: {args.dump}")
 

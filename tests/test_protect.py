@@ -124,9 +124,8 @@ def test_with_a_key_a_skin_is_taken_only_with_room_under_the_limit(astronaut, de
     monkeypatch.setattr(protector, "check", check)
     _, report = protector.protect(astronaut)
     face = max(report.faces, key=lambda f: (f.box[2] - f.box[0]))
-    first, second = first_painted(painted)[:2] if key else (first_painted(painted)[0], None)
     assert face.method == "skin"
-    assert face.skin_id == (second if key else first)
+    assert face.skin_id == first_painted(painted)[1 if key else 0]
     assert face.similarity == pytest.approx(0.2 if key else 0.29)
 
 

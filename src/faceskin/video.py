@@ -536,11 +536,8 @@ class VideoProtector:
                     rescue(ref.sface, exclude=exclude, count=self.options.rescue_candidates))
             best = min(tried, key=lambda x: x[0]) if tried else None
             if best is None or best[0] > limit:
-                st.retry_at = index + self.options.check_every * 2 ** min(st.failed_picks, 2)
-                st.failed_picks += 1
-                st.failure = ("skin render failed" if best is None else
-                              f"skin did not hide identity (self-check similarity {best[0]:.2f} > {limit:.2f})")
-                return st.failure
+                return self._pick_failed(st, index, "skin render failed" if best is None else
+                                         f"skin did not hide identity (self-check similarity {best[0]:.2f} > {limit:.2f})")
             chosen = best[1:]
             st.similarity = best[0]
             d = distances[tried.index(best)]
@@ -555,15 +552,14 @@ class VideoProtector:
         self._used.add(st.skin.skin_id)
         return None
 
-    def _pick_failed(self, st: _TrackState, index: int, exc: Exception) -> str:
-        """Why a track has no skin when choosing one raised (measuring the face, drawing a skin):
-        it is covered and the choice is tried again later, as after any failed choice. Before,
-        the exception ended the whole run with no output: nothing leaked, but nothing was made."""
+    def _pick_failed(self, st: _TrackState, index: int, reason: str) -> str:
+        """Record a failed skin choice: the track is covered, and the choice is tried again
+        ``check_every`` frames later, then twice and four times as late (see :meth:`_pick_skin`)."""
         st.skin = None
         st.retry_at = index + self.options.check_every * 2 ** min(st.failed_picks, 2)
         st.failed_picks += 1
-        st.failure = f"skin choice failed: {type(exc).__name__}: {exc}"
-        return st.failure
+        st.failure = reason
+        return reason
 
     def _detect(self, rgb: np.ndarray, index: int) -> list[Face]:
         """This frame's faces; every ``small_faces_every`` frames also a pass at twice the size.
@@ -656,8 +652,8 @@ class VideoProtector:
                 if picked:
                     try:
                         reason = self._pick_skin(st, rgb, face, frame.index, frame.time)
-                    except Exception as exc:  # fail closed: no skin, so the track is covered, and the run goes on
-                        reason = self._pick_failed(st, frame.index, exc)
+                    except Exception as exc:  # fail closed: covered, and the run goes on (it used to end with no output)
+                        reason = self._pick_failed(st, frame.index, f"skin choice failed: {type(exc).__name__}: {exc}")
             entry = _Entry(face, True, reason is None, reason or "", first=st.report.detected == 1)
             if reason is None:
                 entry.check_since = self._schedule_check(st, face, frame.index, picked)
