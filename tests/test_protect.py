@@ -28,6 +28,25 @@ def test_landmark_failure_falls_back_to_cover(astronaut, protector, monkeypatch)
     assert (out[y0:y1, x0:x1] != astronaut[y0:y1, x0:x1]).any(2).mean() > 0.97
 
 
+def test_a_mesh_fitted_beside_the_face_falls_back_to_cover(astronaut, protector, monkeypatch):
+    """A landmark fit that lands a fifth of the face to the side (the detector's points say where
+    the face is) would leave part of the face bare under a skin: the face is covered instead."""
+    real = protector.landmarker.fit
+
+    def beside(image, face):
+        if not real(image, face):
+            return False
+        face.landmarks = face.landmarks + [0.2 * face.size, 0, 0]
+        return True
+
+    monkeypatch.setattr(protector.landmarker, "fit", beside)
+    out, report = protector.protect(astronaut)
+    assert [f.method for f in report.faces] == ["fallback"]
+    assert report.faces[0].reason.startswith("landmarks off the detected face"), report.faces[0].reason
+    x0, y0, x1, y1 = np.round(protector.detector.detect(astronaut)[0].box).astype(int)
+    assert (out[y0:y1, x0:x1] != astronaut[y0:y1, x0:x1]).any(2).mean() > 0.97
+
+
 def test_a_small_face_inside_a_big_cover_gets_its_own_flat_fill(astronaut, protector, monkeypatch):
     """Covers go on largest first: a small face beside a big one ends under its own flat fill,
     not the big cover's grain (which recognizers read as texture on small faces)."""

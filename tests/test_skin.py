@@ -398,3 +398,16 @@ def test_mid_detail_scales_only_the_donors_mid_scale_shading(astronaut, astronau
     assert low.std() > 0.5 and np.abs((part - full)[chin]).max() < 2.5  # (up to the uint8 rounding of both)
     high = lambda img: (img - cv2.GaussianBlur(img, (0, 0), DETAIL_SIGMA * face_scale(L) / 2))[area].std()  # noqa: E731
     assert high(full - none) < 0.4 * high(none), (high(full - none), high(none))  # the pores and lines stay
+
+
+def test_landmark_gap_is_small_on_a_fitted_face_and_large_on_a_mesh_beside_it(astronaut_face):
+    """The mesh's five points lie on the detector's for a good fit; a mesh a third of the face
+    size to the side (as a fit to a motion-blurred face can be) is measured as that far off."""
+    from dataclasses import replace
+
+    from faceskin.skin import landmark_gap
+
+    assert landmark_gap(astronaut_face) < 0.05
+    beside = astronaut_face.landmarks + [astronaut_face.size / 3, 0, 0]
+    assert abs(landmark_gap(replace(astronaut_face, landmarks=beside)) - 1 / 3) < 0.05
+    assert landmark_gap(replace(astronaut_face, keypoints=None)) is None

@@ -397,6 +397,69 @@ def test_a_skin_dlib_found_close_is_watched_by_dlib_too(tmp_path, clip, video_pr
     assert {3, 5, 7, 9} <= set(check.asked)  # every watched frame asked dlib (even ones may skip their look)
 
 
+class BareFeaturesCheck(FrameCheck):
+    """Every look on the mesh's points, and on the points RetinaFace finds on the skin, says hidden;
+    the skinned frame embedded on the original's detector points matches the person from frame 10
+    on, as where a skin sits beside a motion-blurred face and leaves the person's features bare."""
+
+    def __init__(self, originals: list[np.ndarray], points: list[np.ndarray]) -> None:
+        super().__init__(originals, [0.05] * len(originals))
+        self.points, self.at_original = points, []
+
+    def embed(self, image, keypoints):
+        i = self.reference(image, None)
+        person, other = np.eye(128, dtype=np.float32)[:2]
+        if np.abs(image.astype(np.int16) - self.originals[i]).mean() < 0.5:
+            return person  # the original frame itself
+        at_original = bool(np.allclose(keypoints, self.points[i], atol=1.0))
+        self.at_original.append(at_original)
+        return person if i >= 10 and at_original else other
+
+
+def test_a_skin_is_also_looked_at_where_the_persons_features_were(tmp_path, clip, video_protector, monkeypatch):
+    """From frame 10 the skinned face, aligned on the points the detector found on the original,
+    still matches the person while the looks on the skin's own points pass: the skin comes off."""
+    originals = frames_of(clip)
+    points = [max(video_protector.detector.detect(o), key=lambda f: f.size).keypoints for o in originals]
+    check = BareFeaturesCheck(originals, points)
+    skin_off_from_frame_10(clip, tmp_path / "bare.mp4", video_protector, monkeypatch, check)
+    assert any(check.at_original) and not all(check.at_original)  # both alignments were looked at
+
+
+def test_a_smoother_trailing_a_fast_face_gives_way_to_the_fit_of_the_frame(tmp_path, clip, video_protector,
+                                                                           monkeypatch):
+    """A landmark filter that trails the face (stuck at the mesh of its first frame here; One Euro
+    trails a fast, blurred head) would paint the skin beside the face. No skin is painted on a mesh
+    off the detector's points (faceskin.skin.landmark_gap), and the face still wears its skin."""
+    import faceskin.video as video
+    from faceskin.skin import landmark_gap
+
+    class Stuck:
+        def __init__(self, *args, **kwargs) -> None:
+            self.first = None
+
+        def reset(self) -> None:
+            self.first = None
+
+        def __call__(self, x, t, scale=1.0):
+            if self.first is None:
+                self.first = np.array(x, copy=True)
+            return self.first.copy()
+
+    gaps: list[float] = []
+    real = video.render_skin
+
+    def render(image, face, skin, settings=None):
+        gaps.append(landmark_gap(face))
+        return real(image, face, skin, settings)
+
+    monkeypatch.setattr(video, "OneEuroFilter", Stuck)
+    monkeypatch.setattr(video, "render_skin", render)
+    report = protect_video(clip, tmp_path / "stuck.mp4", protector=video_protector, seed=0)
+    assert len(gaps) >= N // 2 and report.face_frames["skin"] >= N // 2
+    assert max(gaps) <= video_protector.options.max_landmark_gap, gaps
+
+
 def test_grid_skins_stay_hidden_on_the_frames_whose_watch_was_skipped(tmp_path, video_protector):
     """On a real talking head with the real self-check, some frames skip their watch, and no
     skinned frame (skipped ones included) is matched to the person's original frame by SFace or

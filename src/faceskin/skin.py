@@ -378,6 +378,20 @@ def keypoints_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
     ])
 
 
+def landmark_gap(face: Face) -> float | None:
+    """How far the mesh's five points lie from the detector's, on average, as a share of the face size.
+
+    Why: a mesh fitted to a motion-blurred face can sit beside it, and a skin
+    painted there leaves part of the person bare. On 248 shared photos the gap
+    is 0.016 at the median and 0.106 at most; on a fast, blurred 185 px face of
+    the hikers clip it reached 0.34, and that frame leaked. None without both sets of points.
+    """
+    if face.landmarks is None or face.keypoints is None:
+        return None
+    points = keypoints_from_landmarks(face.landmarks)
+    return float(np.linalg.norm(points - np.asarray(face.keypoints, np.float64)[:5, :2], axis=1).mean() / max(face.size, 1.0))
+
+
 def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSettings | None = None) -> np.ndarray:
     """Paint ``donor``'s skin onto ``face`` in ``image`` (modified in place); returns the moved landmarks."""
     from faceskin.raster import rasterize
