@@ -88,9 +88,12 @@ def scripted_self_check(monkeypatch, module, score, limit: float = 0.3):
         def embed(self, *args):  # the detector-aligned second look: no opinion (similarity 0)
             return np.zeros(128, np.float32)
 
-        def similarity_to(self, *args):
+        def similarity_to(self, *args, **kwargs):
             skin_id, settings = painted[-1]
             return score(first_painted(painted).index(skin_id), settings)
+
+        def second_opinion(self, *args):  # no dlib: the scripted score is the whole verdict
+            return -1.0
 
     Check.limit = limit
     monkeypatch.setattr(module, "render_skin", render)

@@ -296,6 +296,33 @@ def test_self_check_takes_dlibs_second_opinion(astronaut, astronaut_face):
     assert check.similarity(astronaut, out, kp0, kp1) == pytest.approx(sface_only)
 
 
+def test_dlib_is_asked_only_about_renders_both_sface_looks_passed(astronaut, detector, landmarker, library,
+                                                                     monkeypatch):
+    """dlib costs ~80 ms a render: a render SFace already fails on the detector's points (the second,
+    cheaper look) is not shown to it, and the verdict stays what dlib would have agreed with."""
+    from faceskin.identity_check import IdentityCheck
+
+    class Dlib:
+        asked = 0
+
+        def embed(self, image, face):
+            Dlib.asked += 1
+            return np.zeros(128)
+
+        def similarity(self, a, b):
+            return 0.9  # a stranger to dlib
+
+    p = Protector(detector=detector, landmarker=landmarker, library=library, seed=0)
+    p.check = IdentityCheck(0.99, second_opinion=False)  # SFace on the mesh's points passes every render
+    p.check.dlib = Dlib()
+    monkeypatch.setattr(p, "_as_detected", lambda *args: 0.995)  # ...and fails every one on a detector's
+    _, report = p.protect(astronaut)
+    assert report.faces[0].method == "fallback" and Dlib.asked == 0
+    monkeypatch.setattr(p, "_as_detected", lambda *args: 0.1)
+    _, report = p.protect(astronaut)
+    assert report.faces[0].method == "skin" and Dlib.asked >= 2  # the original once, the render once
+
+
 def test_self_check_uses_dlib_when_installed():
     pytest.importorskip("dlib", reason="dlib (the eval extra) is not installed")
     from faceskin.identity_check import IdentityCheck

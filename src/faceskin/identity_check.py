@@ -119,9 +119,19 @@ class IdentityCheck:
         """:meth:`similarity` against an original embedded beforehand (``ref`` keeps dlib's embedding);
         ``second_opinion=False``: SFace alone (a quarter of the cost, for a check on every frame)."""
         sim = float(ref.sface @ self.embed(protected, keypoints_after))
-        if self.dlib is None or not second_opinion or sim > self.limit:
+        if not second_opinion or sim > self.limit:
             return sim  # already not hidden: dlib's opinion would not change that, and it costs ~2 x 80 ms
+        return max(sim, self.second_opinion(ref, protected, keypoints_after))
+
+    def second_opinion(self, ref: Reference, protected: np.ndarray, keypoints_after: np.ndarray) -> float:
+        """dlib's opinion on the same scale as SFace's similarity, ``limit + (DLIB_LIMIT - distance)``
+        (over the limit while dlib still matches); -1 without dlib.
+
+        Separate from :meth:`similarity_to` so that a caller with cheaper looks to take (SFace on
+        a detector's points) asks dlib, at ~80 ms a face, only once those have passed."""
+        if self.dlib is None:
+            return -1.0
         if ref.dlib is None:
             ref.dlib = self.dlib.embed(ref.image, _face(ref.keypoints))
         d = ref.dlib_distance = self.dlib.similarity(ref.dlib, self.dlib.embed(protected, _face(keypoints_after)))
-        return max(sim, self.limit + (DLIB_LIMIT - d))
+        return self.limit + (DLIB_LIMIT - d)

@@ -263,9 +263,14 @@ class Protector:
                 extra -= 1
             sim = None
             if self.check is not None:
-                sim = self.check.similarity_to(ref, trial, keypoints_from_landmarks(moved))
+                # cheapest looks first: SFace on the mesh's points, then on a detector's; dlib (~80 ms)
+                # only for a render both passed. Same verdict as asking dlib first.
+                after = keypoints_from_landmarks(moved)
+                sim = self.check.similarity_to(ref, trial, after, second_opinion=False)
                 if sim <= limit:
                     sim = max(sim, self._as_detected(image, trial, face, seen))
+                if sim <= limit:
+                    sim = max(sim, self.check.second_opinion(ref, trial, after))
                 scores[skin.skin_id] = min(sim, scores.get(skin.skin_id, np.inf))
             if best is None or (sim is not None and sim < best[0]):
                 best = (sim, skin, trial)
