@@ -460,6 +460,34 @@ def test_a_smoother_trailing_a_fast_face_gives_way_to_the_fit_of_the_frame(tmp_p
     assert max(gaps) <= video_protector.options.max_landmark_gap, gaps
 
 
+def test_a_skin_half_under_another_faces_cover_is_covered_whole(tmp_path, clip, video_protector, monkeypatch):
+    """A second, small 'face' found inside the astronaut's on frames 4-6 (a ghost, as a fast blurred
+    face gave on the hikers clip) gets a cover there and, once lost, at its predicted place: the
+    skin under it was looked at alone, so the astronaut's face is covered whole on those frames."""
+    from faceskin.faces import Face
+    from faceskin.video import UNDER_COVER
+
+    real = VideoProtector._detect
+
+    def with_ghost(self, rgb, index):
+        faces = real(self, rgb, index)
+        if 4 <= index <= 6 and faces:
+            c, s = faces[0].center, 0.4 * faces[0].size
+            faces.append(Face(box=np.r_[c - s / 2, c + s / 2], score=0.9))
+        return faces
+
+    monkeypatch.setattr(VideoProtector, "_detect", with_ghost)
+    out = tmp_path / "ghost.mp4"
+    report = protect_video(clip, out, protector=video_protector, seed=0)
+    monkeypatch.undo()
+    main = max(report.tracks, key=lambda t: t.detected)
+    assert main.reasons[UNDER_COVER] >= 10, main.to_dict()
+    assert main.frames["skin"] <= 3, main.to_dict()  # frames 2 and 3 at most: before the ghost
+    after = frames_of(out)
+    for i in range(4, N):
+        assert not detected_in(video_protector, after[i]), f"frame {i} still shows a face"
+
+
 def test_grid_skins_stay_hidden_on_the_frames_whose_watch_was_skipped(tmp_path, video_protector):
     """On a real talking head with the real self-check, some frames skip their watch, and no
     skinned frame (skipped ones included) is matched to the person's original frame by SFace or
