@@ -4,6 +4,7 @@ background, written with PyAV in tmp_path. No shared data needed."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
@@ -486,6 +487,28 @@ def test_a_skin_half_under_another_faces_cover_is_covered_whole(tmp_path, clip, 
     after = frames_of(out)
     for i in range(4, N):
         assert not detected_in(video_protector, after[i]), f"frame {i} still shows a face"
+
+
+def test_a_skin_taken_off_under_a_cover_takes_off_the_skin_its_own_cover_reaches(astronaut, video_protector):
+    """Three heads in a row, B between A and C: C is covered (predicted), its cover reaches over B's
+    skin, so B is covered; B's cover then reaches over A's skin, which was judged before B's, so A
+    is covered too. (A is under C's cover for only a quarter of its box, under B's for over half.)"""
+    import faceskin.video as v
+    from faceskin.faces import Face
+
+    vp = VideoProtector(video_protector, VideoOptions(edge_frames=0, blend_frames=0), seed=0)
+    vp.report = v.VideoReport("in", "out")
+    vp.timings = Counter()
+    boxes = {1: [60, 100, 120, 160], 2: [100, 100, 160, 160], 3: [120, 100, 180, 160]}  # A, B, C
+    rec = v._Frame(0, 0, 0.0, astronaut.copy(), astronaut.copy())
+    for tid, box in boxes.items():
+        rec.entries[tid] = v._Entry(Face(box=np.array(box, np.float64), score=0.9, track_id=tid), tid != 3, tid != 3)
+    rec.rendered = {1, 2}
+    vp._by_index, vp._states = {0: rec}, {tid: v._TrackState(v.TrackReport(tid)) for tid in boxes}
+    vp._finish(rec)
+    assert vp._states[2].report.reasons[v.UNDER_COVER] == 1
+    assert vp._states[1].report.reasons[v.UNDER_COVER] == 1, "A kept its skin under B's cover"
+    assert vp.report.face_frames == {"predicted": 1, "fallback": 2}
 
 
 def test_grid_skins_stay_hidden_on_the_frames_whose_watch_was_skipped(tmp_path, video_protector):

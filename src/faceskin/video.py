@@ -652,13 +652,14 @@ class VideoProtector:
                 elif st.repicked < len(st.withdrawn):  # covered long enough: choose (and check) again
                     st.repicked, st.skin = len(st.withdrawn), None
             if reason is None:
-                smoothed = st.smoother(face.landmarks, frame.time, scale=max(face_scale(face.landmarks), 1.0))
+                scale = max(face_scale(face.landmarks), 1.0)
+                smoothed = st.smoother(face.landmarks, frame.time, scale=scale)
                 gap = landmark_gap(replace(face, landmarks=smoothed))
                 if gap is not None and gap > p.options.max_landmark_gap:
                     # the filter trails a face that moved fast: its skin would sit beside the face, so the
                     # fit of this frame is taken as it is (skin_or_reason found it on the face)
                     st.smoother.reset()
-                    smoothed = st.smoother(face.landmarks, frame.time, scale=max(face_scale(face.landmarks), 1.0))
+                    smoothed = st.smoother(face.landmarks, frame.time, scale=scale)
                 face = replace(face, landmarks=smoothed)
                 picked = st.skin is None
                 if picked:
@@ -980,13 +981,22 @@ class VideoProtector:
                 if wgt >= 1.0:
                     full.append(e.face)
         full += [face for _, face in rec.extra]
+        # A skin taken off here is one more cover, which may reach over another skin already
+        # judged: repeat until no skin is left under a cover, whatever the entries' order.
+        under: set[int] = set()
+        while True:
+            more = [tid for tid, (method, _) in chosen.items() if method in ("skin", "blend") and tid not in under
+                    and self._under_cover(rec.entries[tid].face, full)]
+            if not more:
+                break
+            under.update(more)
+            full += [rec.entries[tid].face for tid in more]
         for tid, e in rec.entries.items():
             method, wgt = chosen[tid]
             st = self._states[tid]
-            if method in ("skin", "blend") and self._under_cover(e.face, full):
+            if tid in under:
                 method = "fallback"
                 st.report.reasons[UNDER_COVER] += 1
-                full.append(e.face)
             elif method == "predicted":
                 st.report.reasons[e.reason] += 1
             elif method == "blend":
