@@ -71,6 +71,34 @@ def test_a_small_face_inside_a_big_cover_gets_its_own_flat_fill(astronaut, prote
     assert out[y0:y1, x0:x1].reshape(-1, 3).std(0).max() < 2.0  # flat, not grain (std 16)
 
 
+@pytest.mark.parametrize("ghost_at", ["on the face", "far off"])
+def test_a_skin_half_under_another_faces_cover_is_covered_whole(astronaut, protector, monkeypatch, ghost_at):
+    """A second 'face' found over the astronaut's (a ghost, as a blurred face gave on a video) that
+    is covered puts its cover over much of the skin, which was judged alone: the astronaut is then
+    covered whole. The same ghost far off leaves his skin alone."""
+    from faceskin.fallback import UNDER_COVER
+
+    real_detect, real_reason = protector.detector.detect, protector.skin_or_reason
+    (face,) = real_detect(astronaut)
+    s = 0.6 * face.size
+    c = face.center if ghost_at == "on the face" else np.array([s, s])
+    ghost = Face(box=np.r_[c - s / 2, c + s / 2], score=0.95)
+    monkeypatch.setattr(protector.detector, "detect", lambda image: real_detect(image) + [ghost])
+    monkeypatch.setattr(protector, "skin_or_reason",
+                        lambda image, f: "simulated" if f is ghost else real_reason(image, f))
+    out, report = protector.protect(astronaut)
+    monkeypatch.undo()
+    mine = min(report.faces, key=lambda f: abs(f.box[0] - face.box[0]) + abs(f.box[1] - face.box[1]))
+    assert sorted(f.reason for f in report.faces if f is not mine) == ["simulated"]
+    if ghost_at == "far off":
+        assert mine.method == "skin", mine
+        return
+    assert (mine.method, mine.reason, mine.skin_id) == ("fallback", UNDER_COVER, None)
+    x0, y0, x1, y1 = np.round(face.box).astype(int)
+    assert (out[y0:y1, x0:x1] != astronaut[y0:y1, x0:x1]).any(2).mean() > 0.97
+    assert not protector.detector.detect(out), "a face is still found"
+
+
 def test_render_error_falls_back_too(astronaut, protector, monkeypatch):
     import faceskin.protect as p
 

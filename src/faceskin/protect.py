@@ -17,7 +17,7 @@ import numpy as np
 from faceskin.detect import FaceDetector, find_again
 from faceskin.expression import expression_changes, repaired
 from faceskin.faces import Face, FaceOutcome, ImageReport
-from faceskin.fallback import cover_face
+from faceskin.fallback import UNDER_COVER, cover_face, skins_under_covers
 from faceskin.landmarks import Landmarker, head_angles
 from faceskin.library import SkinLibrary, measure_tone, measure_upper_lip
 from faceskin.identity_check import IdentityCheck
@@ -144,6 +144,10 @@ class Protector:
                 outcome.method, outcome.reason = "fallback", reason
                 fallbacks.append(face)
             outcomes.append(outcome)
+        skinned = {i: face for i, (face, o) in enumerate(zip(faces, outcomes)) if o.method == "skin"}
+        for i in sorted(skins_under_covers(skinned, fallbacks, self.options.fallback_margin)):
+            outcomes[i].method, outcomes[i].reason, outcomes[i].skin_id = "fallback", UNDER_COVER, None
+            fallbacks.append(faces[i])
         for face in sorted(fallbacks, key=lambda f: -f.size):  # largest first: see video.py's _finish
             cover_face(out, face, self.rng, self.options.fallback_margin)
         return out, outcomes

@@ -72,7 +72,7 @@ import numpy as np
 from faceskin.errors import OutputError
 from faceskin.detect import find_again, merge_faces
 from faceskin.faces import Face
-from faceskin.fallback import cover_face, head_region
+from faceskin.fallback import MAX_COVERED_SHARE, UNDER_COVER, cover_face, head_region, skins_under_covers
 from faceskin.landmarks import head_angles
 from faceskin.library import measure_tone, measure_upper_lip
 from faceskin.protect import Protector
@@ -82,7 +82,6 @@ from faceskin.tracking import FaceTracker
 from faceskin.videofile import DEFAULT_CRF, VideoWriter, _output_format, _same_file, open_video
 
 WITHDRAWN = "skin did not hide identity (self-check)"
-UNDER_COVER = "under another face's cover"
 DEFAULT_PRESET = "veryfast"  # x264 at "veryfast" is ~2x "medium" and the skins, not the encoder, set quality
 
 ProgressCallback = Callable[[int, "int | None"], None]
@@ -144,10 +143,10 @@ class VideoOptions:
     small_faces_every: int = 4  # frames between detection passes at twice the size (0: none; see _detect)
     small_faces_below: float = 24.0  # px: what that pass adds (larger faces the native pass finds)
     # A skinned face with more than this share of its box under another face's cover (its head
-    # ellipse) is covered too: its looks saw the skin alone (VideoProtector._under_cover). The
+    # ellipse) is covered too: its looks saw the skin alone (fallback.skins_under_covers). The
     # hikers skin that leaked had 0.66 of its box under a ghost track's cover. Counting the ellipse's
     # bounding box and 0.3, the group clip's skinned face-frames fell from 90 to 29 of 465.
-    max_covered_share: float = 0.5
+    max_covered_share: float = MAX_COVERED_SHARE
 
     @property
     def lookahead(self) -> int:
@@ -947,26 +946,6 @@ class VideoProtector:
         cover_face(covered, shifted, self.protector.rng, margin)
         cv2.addWeighted(covered, float(weight), roi, 1.0 - float(weight), 0.0, dst=roi)
 
-    def _under_cover(self, face: Face, covers: list[Face]) -> bool:
-        """Whether more than ``VideoOptions.max_covered_share`` of ``face``'s box lies under the head
-        ellipse of one of ``covers`` (another face's cover).
-
-        Why: a skin's looks judged it alone, before the frame's covers were painted. Half a skin
-        under a neighbour's cover is a mix no look saw. On the hikers clip a ghost track predicted
-        inside a fast, close face put its cover over the skin's upper half, and ArcFace and FaceNet
-        matched what was left (FaceNet 0.70 against 0.60) while SFace and dlib had passed the skin.
-        """
-        margin = max(self.options.margin, self.protector.options.fallback_margin)
-        x0, y0, x1, y1 = (float(v) for v in face.box)
-        t = (np.arange(16) + 0.5) / 16  # the box sampled on a 16 x 16 grid
-        xs, ys = np.meshgrid(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
-        for c in covers:
-            centre, axes = head_region(c, margin)
-            inside = ((xs - centre[0]) / max(axes[0], 1e-9)) ** 2 + ((ys - centre[1]) / max(axes[1], 1e-9)) ** 2 <= 1.0
-            if inside.mean() > self.options.max_covered_share:
-                return True
-        return False
-
     def _finish(self, rec: _Frame) -> np.ndarray:
         t0 = time.perf_counter()
         blends, full, methods = [], [], set()
@@ -981,16 +960,10 @@ class VideoProtector:
                 if wgt >= 1.0:
                     full.append(e.face)
         full += [face for _, face in rec.extra]
-        # A skin taken off here is one more cover, which may reach over another skin already
-        # judged: repeat until no skin is left under a cover, whatever the entries' order.
-        under: set[int] = set()
-        while True:
-            more = [tid for tid, (method, _) in chosen.items() if method in ("skin", "blend") and tid not in under
-                    and self._under_cover(rec.entries[tid].face, full)]
-            if not more:
-                break
-            under.update(more)
-            full += [rec.entries[tid].face for tid in more]
+        margin = max(self.options.margin, self.protector.options.fallback_margin)
+        under = skins_under_covers({tid: rec.entries[tid].face for tid, (method, _) in chosen.items()
+                                    if method in ("skin", "blend")}, full, margin, self.options.max_covered_share)
+        full += [rec.entries[tid].face for tid in sorted(under)]
         for tid, e in rec.entries.items():
             method, wgt = chosen[tid]
             st = self._states[tid]
