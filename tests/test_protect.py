@@ -387,6 +387,28 @@ def test_the_self_check_also_aligns_as_an_attacker_would(astronaut, astronaut_fa
     assert protector._as_detected(astronaut, blank, face, {}) == -1.0
 
 
+def test_the_attacker_style_look_also_compares_with_the_original_on_the_mesh_points(astronaut, astronaut_face,
+                                                                                    protector):
+    """Which points an attacker finds on the original moves SFace too: the render found on the
+    detector's points is compared with the original on both the detector's and the landmarker's
+    points (the self-check's reference, already embedded), and the closer of the two counts."""
+    from faceskin.library import SkinLibrary
+    from faceskin.skin import keypoints_from_landmarks, render_skin
+
+    face = astronaut_face
+    skinned = astronaut.copy()
+    render_skin(skinned, face, SkinLibrary.default(seed=0).choose(None))
+    ref = protector.check.reference(astronaut, keypoints_from_landmarks(face.landmarks))
+    alone = protector._as_detected(astronaut, skinned, face, {})
+    both = protector._as_detected(astronaut, skinned, face, {}, ref)
+    from faceskin.detect import find_again
+
+    again = find_again(protector.detector.retina, skinned, face.box)
+    on_mesh = float(ref.sface @ protector.check.embed(skinned, again.keypoints))
+    assert both == pytest.approx(max(alone, on_mesh), abs=1e-6)
+    assert abs(on_mesh - alone) > 1e-3  # the two alignments of the original do differ
+
+
 def _shows_render(out, image, face, skin, settings) -> bool:
     """Whether ``out`` shows ``skin`` painted on ``face`` at ``settings``: the face region re-rendered."""
     from faceskin.skin import render_skin

@@ -334,11 +334,12 @@ class FrameCheck(ScriptedCheck):
         return self.sims[index]
 
 
-def skin_off_from_frame_10(clip: Path, out: Path, video_protector, monkeypatch, check):
+def skin_off_from_frame_10(clip: Path, out: Path, video_protector, monkeypatch, check, **options):
     """Protect ``clip`` with ``check`` as the self-check; the skin must be on for frames 2-9 (0 and 1
     are covered as the track's start) and off from frame 10 on. Returns the report."""
     monkeypatch.setattr(video_protector, "check", check, raising=False)
-    report = protect_video(clip, out, protector=video_protector, seed=0, options=VideoOptions(check_every=12))
+    report = protect_video(clip, out, protector=video_protector, seed=0,
+                           options=VideoOptions(check_every=12, **options))
     monkeypatch.undo()
     methods = report.frame_methods
     assert all(m == "skin" for m in methods[2:10]), methods
@@ -356,13 +357,25 @@ def test_a_skipped_watch_is_made_up_before_encoding_when_a_neighbour_comes_close
     sims = [0.05] * 10 + [0.6] + [0.17] * (N - 11)  # limit 0.2, headroom 0.06: 0.17 passes, but close
     check = FrameCheck(originals, sims)
     out = tmp_path / "skipped.mp4"
-    report = skin_off_from_frame_10(clip, out, video_protector, monkeypatch, check)
+    # the test face (~57 px) is under watch_skip_min_px: skipping is allowed at any size here
+    report = skin_off_from_frame_10(clip, out, video_protector, monkeypatch, check, watch_skip_min_px=0)
     assert report.watch["between passing looks"] >= 2  # frames 4, 6, 8: no look of their own
     assert {4, 6, 8} - set(check.looked), check.looked
     assert report.watch["watched late"] >= 1 and check.looked.count(10) == 1
     after = frames_of(out)
     for i in range(10, N):
         assert not detected_in(video_protector, after[i]), f"frame {i} still shows the face"
+
+
+def test_a_small_face_is_looked_at_on_every_frame(tmp_path, clip, video_protector, monkeypatch):
+    """Under ``watch_skip_min_px`` no watch is skipped, whatever room the looks leave: a small,
+    moving face's skin changed from 0.11 to 0.36 (SFace's threshold: 0.363) and back in three frames."""
+    assert VideoOptions().watch_skip_min_px > 72  # the test face is ~57 x 72 px
+    originals = frames_of(clip)
+    check = FrameCheck(originals, [0.05] * 10 + [0.6] + [0.05] * (N - 11))
+    report = skin_off_from_frame_10(clip, tmp_path / "small.mp4", video_protector, monkeypatch, check)
+    assert report.watch["between passing looks"] == 0, report.watch
+    assert set(range(2, 11)) <= set(check.looked), check.looked
 
 
 class DlibFrameCheck(FrameCheck):

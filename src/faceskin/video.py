@@ -126,6 +126,12 @@ class VideoOptions:
     # frames): between two looks <= limit - 0.05, none of 262 middle frames was over the limit; the
     # one frame over it between two passing looks had neighbours at 0.27 and 0.28.
     watch_skip_headroom: float = 0.06
+    # ...and only for faces this big or bigger. On the hikers clip a 78 px skin read 0.11, 0.36 and
+    # 0.21 (the audit's SFace) on three frames in a row: the middle one skipped its watch between
+    # two passing looks and was the audit's one leaked frame (0.363). On small, moving faces a few
+    # pixels of mesh fit change a skin that much; of 147 selfie face-frames of 120-250 px, none
+    # rose more than 0.08 over its neighbours' looks.
+    watch_skip_min_px: float = 120.0
     # While a track's latest dlib distance (full checks, the pick) is under this, its watch asks
     # dlib too (2 x ~80 ms a face). SFace alone watched the frames between full checks, and on the
     # hikers clip a 70 px skin that SFace scored 0.04 came to dlib distance 0.58 (match: 0.6)
@@ -773,7 +779,7 @@ class VideoProtector:
             watching = (not checking and check is not None and o.watch_every > 0
                         and rec.index % o.watch_every == 0)
             clear = st.last_look <= (check.limit_for(e.face.size) - o.watch_skip_headroom if check else -1.0)
-            if watching and o.watch_every == 1 and rec.index % 2 == 0 and clear:
+            if watching and o.watch_every == 1 and rec.index % 2 == 0 and clear and e.face.size >= o.watch_skip_min_px:
                 watching = False  # settled before it is encoded (_settle): its neighbours' looks decide
                 rec.unwatched.add(tid)
             before = rec.image.copy() if checking or watching else None
@@ -823,17 +829,22 @@ class VideoProtector:
         the person's features were: a mesh fitted to a motion-blurred face can sit beside it and
         leave part of it bare, and RetinaFace then finds the skin. On a fast 183 px hikers face
         (frame 493) the audit found SFace over its threshold where the skin on its found points scored
-        0.23 and on the original's 0.33. ``as_detected`` keeps the original's embedding between looks."""
+        0.23 and on the original's 0.33. Each skin embedding is compared with the original on
+        both its mesh's and its detector's points (no more embeddings): which points an attacker
+        finds on the original moves SFace by up to 0.07 on 150-250 px selfie and hikers skins.
+        ``as_detected`` keeps the original's embedding between looks."""
         sim = check.similarity_to(ref, rec.image, moved_kp, second)
         kp = e.face.keypoints
         if sim <= limit and kp is not None:
             if not as_detected:
                 as_detected.append(check.embed(rec.original, kp))
-            sim = max(sim, float(as_detected[0] @ check.embed(rec.image, kp)))
+            mesh = getattr(ref, "sface", None)  # a scripted check in the tests keeps no embedding
+            originals = np.stack([as_detected[0]] + ([mesh] if mesh is not None else []))
+            sim = max(sim, float((originals @ check.embed(rec.image, kp)).max()))
             retina = getattr(self.protector.detector, "retina", None)
             again = find_again(retina, rec.image, e.face.box) if retina is not None and sim <= limit else None
             if again is not None:
-                sim = max(sim, float(as_detected[0] @ check.embed(rec.image, again.keypoints)))
+                sim = max(sim, float((originals @ check.embed(rec.image, again.keypoints)).max()))
         return sim
 
     def _count(self, what: str) -> None:
