@@ -71,3 +71,18 @@ def test_small_faces_get_a_flat_fill_large_ones_a_grain():
                    np.random.default_rng(0))
         inner = img[int(c - size / 4):int(c + size / 4), int(c - size / 4):int(c + size / 4)].astype(float).mean(2)
         assert expect[0] <= inner.std() <= expect[1], (size, inner.std())
+
+
+def test_skins_under_covers_reach_a_fixed_point():
+    """A, B, C in a row, C covered: C's cover reaches over more than half of B, so B is covered;
+    B's cover then reaches over more than half of A (C's over only a part), so A is covered too.
+    D, far off, keeps its skin, and with C's cover gone nothing is taken off."""
+    from faceskin.faces import Face
+    from faceskin.fallback import covered_share, skins_under_covers
+
+    box = lambda x: Face(box=np.array([x, 100, x + 60, 160], np.float64), score=0.9)  # noqa: E731
+    a, b, c, d = box(60), box(100), box(120), box(400)
+    assert covered_share(a, [c]) <= 0.5 < covered_share(a, [b])
+    assert skins_under_covers({"a": a, "b": b, "d": d}, [c]) == {"a", "b"}
+    assert skins_under_covers({"a": a, "b": b, "d": d}, []) == set()
+    assert skins_under_covers({"d": d}, [c]) == set()
