@@ -144,8 +144,9 @@ def _jpeg(image: np.ndarray, quality: int = 60) -> np.ndarray:
 
 
 def test_two_covers_meeting_in_the_box_are_blank_and_a_bare_patch_beside_a_cover_is_not(astronaut, astronaut_face):
-    """A neighbour's cover reaching into the box leaves it blank; an eye, the mouth or one half of the face
-    left bare is not, at any size and after a lossy encode (where the bare part no longer equals the original)."""
+    """A neighbour's cover reaching into the box leaves it blank, a flat one or a grained one like the
+    box's own; an eye, the mouth or one half of the face left bare is not, at any size and after a lossy
+    encode (where the bare part no longer equals the original)."""
     box = astronaut_face.box
     for scale in (0.08, 0.12, 0.2, 0.4, 1.0):  # faces of about 8 to 100 px
         img = cv2.resize(astronaut, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -156,13 +157,17 @@ def test_two_covers_meeting_in_the_box_are_blank_and_a_bare_patch_beside_a_cover
         two = covered.copy()  # the next person's head cover, in another colour, over the left of this box
         cv2.ellipse(two, (int(b[0] - 0.45 * w), int((b[1] + b[3]) / 2)), (int(0.75 * w), int(0.9 * h)),
                     0, 0, 360, (60, 90, 140), -1)
-        for protected in (two, _jpeg(two)):
+        # the neighbour's real cover: grained too, and of much the same colour (it samples the
+        # same surroundings, this cover included), as on the hikers clip's 103 px face at frame 473
+        grained = covered.copy()
+        cover_face(grained, Face(box=b - [0.8 * w, 0, 0.8 * w, 0], score=1.0), np.random.default_rng(1), 0.1)
+        for protected in (two, _jpeg(two), grained, _jpeg(grained)):
             assert blank_face(img, protected, b), scale
         for fy0, fy1, fx0, fx1 in ((0.3, 0.5, 0.1, 0.5), (0.25, 0.55, 0.0, 0.5), (0.6, 1.0, 0.2, 0.8),
                                    (0.0, 1.0, 0.0, 0.5), (0.3, 0.5, 0.0, 1.0)):
             ya, yb = int(b[1] + fy0 * h), math.ceil(b[1] + fy1 * h)
             xa, xb = int(b[0] + fx0 * w), math.ceil(b[0] + fx1 * w)
-            for base in (covered, two):
+            for base in (covered, two, grained):
                 left = base.copy()
                 left[ya:yb, xa:xb] = img[ya:yb, xa:xb]
                 for protected in (left, _jpeg(left)):

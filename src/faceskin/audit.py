@@ -809,11 +809,17 @@ def _layout_std(gray: np.ndarray) -> float:
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def _two_colours(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(labels 0/1, grey residual) of the closest two-colour picture of an RGB crop (2-means, deterministic)."""
+def _two_colours(crop: np.ndarray, smooth: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(labels 0/1, grey residual) of the closest two-colour picture of an RGB crop (2-means, deterministic).
+
+    ``smooth``: the pixels are labelled on the crop blurred by this sigma (the residual is still
+    the crop's own): the covers' noise grain (fallback.GRAIN_NOISE, std 16) is as strong as the
+    difference between two covers that sample the same surroundings, and labelled pixel by pixel
+    it scatters specks of each fill over the other."""
     h, w = crop.shape[:2]
     x = crop.reshape(-1, 3).astype(np.float32)
-    d = x - x.mean(0)
+    y = cv2.GaussianBlur(crop.astype(np.float32), (0, 0), smooth).reshape(-1, 3) if smooth > 0 else x
+    d = y - y.mean(0)
     _, _, vt = np.linalg.svd(d, full_matrices=False)
     along = d @ vt[0]
     labels = (along > (along.min() + along.max()) / 2).astype(np.int64)  # split the colour range in half
@@ -821,17 +827,22 @@ def _two_colours(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for _ in range(20):
         for j in (0, 1):
             if (labels == j).any():
-                centres[j] = x[labels == j].mean(0)
-        new = np.argmin(((x[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+                centres[j] = y[labels == j].mean(0)
+        new = np.argmin(((y[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
         if np.array_equal(new, labels):
             break
         labels = new
+    for j in (0, 1):
+        if (labels == j).any():
+            centres[j] = x[labels == j].mean(0)
     return labels.reshape(h, w), ((x - centres[labels]) @ _LUMA).reshape(h, w)
 
 
 def _two_covers(go: np.ndarray, gp: np.ndarray, pa: np.ndarray, limit: float) -> bool:
     """Whether two flat fills, neither of them the original left in place, explain a protected box."""
-    labels, residual = _two_colours(pa)
+    # labelled at half the layout scale: grain-sized specks are no detail (a 56-95 px astronaut
+    # under his cover and a neighbour's, both grained, was read as specks in 8 draws of 9)
+    labels, residual = _two_colours(pa, BLANK_SIGMA * max(pa.shape[:2]) / 2)
     if _layout_rms(residual) > limit:
         return False
     smaller = int((labels == 1).sum() < (labels == 0).sum())
