@@ -386,7 +386,7 @@ def test_mid_detail_scales_only_the_donors_mid_scale_shading(astronaut, astronau
 
     def lightness(mid):
         out = astronaut.copy()
-        render_skin(out, astronaut_face, skin, replace(SkinSettings(), mid_detail=mid))
+        render_skin(out, astronaut_face, skin, replace(SkinSettings(), mid_detail=mid, forehead_detail=1.0))
         return cv2.cvtColor(out.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[..., 0]
 
     none, part, full = lightness(0.0), lightness(0.3), lightness(1.0)
@@ -411,3 +411,36 @@ def test_landmark_gap_is_small_on_a_fitted_face_and_large_on_a_mesh_beside_it(as
     beside = astronaut_face.landmarks + [astronaut_face.size / 3, 0, 0]
     assert abs(landmark_gap(replace(astronaut_face, landmarks=beside)) - 1 / 3) < 0.05
     assert landmark_gap(replace(astronaut_face, keypoints=None)) is None
+
+
+def test_forehead_detail_scales_the_donors_detail_above_the_brows_only(astronaut, astronaut_face):
+    """With ``forehead_detail`` 0.4 the forehead carries 40 % of what the donor's detail adds there
+    (its folds), and the face below the brows is the same render."""
+    from dataclasses import replace
+
+    import cv2
+
+    from faceskin.library import default_skins
+
+    skin = default_skins()[10].donor()
+    L = astronaut_face.landmarks
+    oval = regions.polygon_mask(astronaut.shape[:2], L, [regions.FACE_OVAL]) > 0
+    oval = cv2.erode(oval.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    brows_top = int(L[[105, 66, 334, 296], 1].min())
+    forehead, lower = oval.copy(), oval.copy()
+    forehead[brows_top - int(0.1 * face_scale(L)):] = False  # past the ramp (the astronaut is upright)
+    lower[:int(L[[33, 263], 1].max()) + 4] = False  # below the eyes
+
+    def lightness(**kw):
+        out = astronaut.copy()
+        render_skin(out, astronaut_face, skin, replace(SkinSettings(), **kw))
+        return cv2.cvtColor(out.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[..., 0]
+
+    bare, part, full = lightness(detail_gain=0.0), lightness(forehead_detail=0.4), lightness(forehead_detail=1.0)
+    band = (full - bare)[forehead]
+    assert band.std() > 1.0  # the donor has detail there
+    ratio = float(np.dot((part - bare)[forehead] - (part - bare)[forehead].mean(), band - band.mean())
+                  / np.dot(band - band.mean(), band - band.mean()))
+    assert 0.3 < ratio < 0.5, ratio
+    below = (part - full)[lower]
+    assert np.abs(below - np.median(below)).max() < 1.5  # (the brightness offset and uint8 rounding aside)
