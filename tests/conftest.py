@@ -88,6 +88,9 @@ def scripted_self_check(monkeypatch, module, score, limit: float = 0.3):
         def embed(self, *args):  # the detector-aligned second look: no opinion (similarity 0)
             return np.zeros(128, np.float32)
 
+        def similarity_as_detected(self, *args):  # the same look, whole: no opinion either
+            return 0.0
+
         def similarity_to(self, *args, **kwargs):
             skin_id, settings = painted[-1]
             return score(first_painted(painted).index(skin_id), settings)

@@ -375,16 +375,20 @@ def test_the_self_check_also_aligns_as_an_attacker_would(astronaut, astronaut_fa
     from faceskin.library import SkinLibrary
     from faceskin.skin import render_skin
 
+    from faceskin.skin import keypoints_from_landmarks
+
     face = astronaut_face
-    assert protector._as_detected(astronaut, astronaut.copy(), face, {}) > 0.95  # crop vs frame: points move a little
+    ref = protector.check.reference(astronaut, keypoints_from_landmarks(face.landmarks))
+    # crop vs frame: points move a little
+    assert protector._as_detected(astronaut, astronaut.copy(), face, {}, ref) > 0.95
     skinned = astronaut.copy()
     render_skin(skinned, face, SkinLibrary.default(seed=0).choose(None))
-    sim = protector._as_detected(astronaut, skinned, face, {})
+    sim = protector._as_detected(astronaut, skinned, face, {}, ref)
     assert -1.0 < sim < 0.6
     blank = astronaut.copy()
     x0, y0, x1, y1 = np.round(face.box).astype(int)
     blank[max(0, y0 - 40):y1 + 40, max(0, x0 - 40):x1 + 40] = 128
-    assert protector._as_detected(astronaut, blank, face, {}) == -1.0
+    assert protector._as_detected(astronaut, blank, face, {}, ref) == -1.0
 
 
 def test_the_attacker_style_look_also_compares_with_the_original_on_the_mesh_points(astronaut, astronaut_face,
@@ -399,12 +403,13 @@ def test_the_attacker_style_look_also_compares_with_the_original_on_the_mesh_poi
     skinned = astronaut.copy()
     render_skin(skinned, face, SkinLibrary.default(seed=0).choose(None))
     ref = protector.check.reference(astronaut, keypoints_from_landmarks(face.landmarks))
-    alone = protector._as_detected(astronaut, skinned, face, {})
     both = protector._as_detected(astronaut, skinned, face, {}, ref)
     from faceskin.detect import find_again
 
     again = find_again(protector.detector.retina, skinned, face.box)
-    on_mesh = float(ref.sface @ protector.check.embed(skinned, again.keypoints))
+    found = protector.check.embed(skinned, again.keypoints)
+    alone = float(protector.check.embed(astronaut, face.keypoints) @ found)  # the original on the detector's points
+    on_mesh = float(ref.sface @ found)
     assert both == pytest.approx(max(alone, on_mesh), abs=1e-6)
     assert abs(on_mesh - alone) > 1e-3  # the two alignments of the original do differ
 

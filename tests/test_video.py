@@ -243,6 +243,9 @@ class ScriptedCheck:
     def embed(self, image, keypoints):  # the detector-aligned second look: no opinion (similarity 0)
         return np.zeros(128, np.float32)
 
+    def similarity_as_detected(self, ref, original, protected, keypoints) -> float:  # no mesh embedding here
+        return float(original @ self.embed(protected, keypoints))
+
 
 def test_a_skin_choice_that_raises_covers_the_track_and_the_run_goes_on(tmp_path, clip, video_protector,
                                                                        monkeypatch):

@@ -103,6 +103,17 @@ class IdentityCheck:
         e = self._sess.run(None, {"data": x})[0].ravel()
         return e / max(float(np.linalg.norm(e)), 1e-12)
 
+    def similarity_as_detected(self, ref: Reference, original: np.ndarray, protected: np.ndarray,
+                               keypoints: np.ndarray) -> float:
+        """SFace similarity of ``protected``, aligned on ``keypoints`` (a detector's), to the closer
+        of the original's two embeddings: ``original`` (aligned on a detector's points) and
+        ``ref``'s (on the landmarker's).
+
+        Which points an attacker finds on the original moves SFace by up to 0.07 on 150-250 px
+        selfie and hikers skins; the closer of two embeddings already made costs nothing more."""
+        e = self.embed(protected, keypoints)
+        return float(max(original @ e, ref.sface @ e))
+
     def reference(self, original: np.ndarray, keypoints: np.ndarray) -> Reference:
         """The original face, to compare any number of renders with (:meth:`similarity_to`)."""
         keypoints = np.asarray(keypoints, np.float64)

@@ -211,16 +211,16 @@ class Protector:
         for skin in last + [s for s in extra if all(s.skin_id != x.skin_id for x in last)]:
             yield skin, STRONGEST
 
-    def _as_detected(self, image: np.ndarray, trial: np.ndarray, face: Face, seen: dict, ref=None) -> float:
+    def _as_detected(self, image: np.ndarray, trial: np.ndarray, face: Face, seen: dict, ref) -> float:
         """SFace similarity of the render to the original, both aligned on RetinaFace's own five points,
         as an attacker (and ``faceskin audit``) aligns them: -1 when the render is not re-detected.
 
         The self-check aligns on the landmarker's points, which follow the skin closely. An
         attacker's detector places its points on the painted features a few pixels differently,
         and on three of 111 shared photos that alone took a skin the check passed at 0.30 or less
-        to 0.37-0.40 under the audit (SFace's match threshold is 0.363). With ``ref`` the render
-        is also compared with the original on the landmarker's points (no more embeddings):
-        which points an attacker finds on the original moves SFace by up to 0.07 too.
+        to 0.37-0.40 under the audit (SFace's match threshold is 0.363). The render is also
+        compared with the original on the landmarker's points (``ref``; see
+        ``IdentityCheck.similarity_as_detected``).
         """
         retina = getattr(self.detector, "retina", None)
         if face.keypoints is None or retina is None:
@@ -230,9 +230,7 @@ class Protector:
             return -1.0
         if "original" not in seen:
             seen["original"] = self.check.embed(image, face.keypoints)
-        mesh = getattr(ref, "sface", None)  # a scripted check in the tests keeps no embedding
-        originals = [seen["original"]] + ([mesh] if mesh is not None else [])
-        return float((np.stack(originals) @ self.check.embed(trial, again.keypoints)).max())
+        return self.check.similarity_as_detected(ref, seen["original"], trial, again.keypoints)
 
     def _skin(self, image: np.ndarray, out: np.ndarray, face: Face, outcome: FaceOutcome, used: set[str]) -> str | None:
         """Paint into ``out`` the first attempt that passes the identity self-check (with the attempt's

@@ -830,21 +830,18 @@ class VideoProtector:
         leave part of it bare, and RetinaFace then finds the skin. On a fast 183 px hikers face
         (frame 493) the audit found SFace over its threshold where the skin on its found points scored
         0.23 and on the original's 0.33. Each skin embedding is compared with the original on
-        both its mesh's and its detector's points (no more embeddings): which points an attacker
-        finds on the original moves SFace by up to 0.07 on 150-250 px selfie and hikers skins.
+        both its mesh's and its detector's points (``IdentityCheck.similarity_as_detected``).
         ``as_detected`` keeps the original's embedding between looks."""
         sim = check.similarity_to(ref, rec.image, moved_kp, second)
         kp = e.face.keypoints
         if sim <= limit and kp is not None:
             if not as_detected:
                 as_detected.append(check.embed(rec.original, kp))
-            mesh = getattr(ref, "sface", None)  # a scripted check in the tests keeps no embedding
-            originals = np.stack([as_detected[0]] + ([mesh] if mesh is not None else []))
-            sim = max(sim, float((originals @ check.embed(rec.image, kp)).max()))
+            sim = max(sim, check.similarity_as_detected(ref, as_detected[0], rec.image, kp))
             retina = getattr(self.protector.detector, "retina", None)
             again = find_again(retina, rec.image, e.face.box) if retina is not None and sim <= limit else None
             if again is not None:
-                sim = max(sim, float((originals @ check.embed(rec.image, again.keypoints)).max()))
+                sim = max(sim, check.similarity_as_detected(ref, as_detected[0], rec.image, again.keypoints))
         return sim
 
     def _count(self, what: str) -> None:
