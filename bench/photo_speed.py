@@ -13,9 +13,15 @@ sum of its parts:
 * render: one ``render_skin`` at the first settings;
 * check: one identity self-check of that render (SFace, plus dlib when
   installed and SFace passes);
-* protect: everything, including the skin choice and any escalation.
+* protect: everything, including the skin choice and any escalation;
+* with ``--unchecked``, also ``protect, unchecked``: the same photos with the
+  identity self-check and the expression check switched off
+  (``ProtectOptions(identity_check=False, expression_tolerance=None)``), so
+  one render per face. Not a setting to protect anyone with (re-ID goes up:
+  the first render alone does not hide most people); it measures what
+  detection, landmarks and one skin cost: the floor under any verifier.
 
-    OMP_NUM_THREADS=1 python bench/photo_speed.py [--limit 40]
+    OMP_NUM_THREADS=1 python bench/photo_speed.py [--limit 40] [--unchecked]
 
 Needs ../shared/data.
 """
@@ -41,7 +47,7 @@ from faceskin.detect import FaceDetector  # noqa: E402
 from faceskin.identity_check import IdentityCheck  # noqa: E402
 from faceskin.landmarks import Landmarker  # noqa: E402
 from faceskin.library import SkinLibrary, measure_tone  # noqa: E402
-from faceskin.protect import Protector  # noqa: E402
+from faceskin.protect import ProtectOptions, Protector  # noqa: E402
 from faceskin.skin import SkinSettings, keypoints_from_landmarks, render_skin  # noqa: E402
 
 DATA = Path(os.environ.get("FACESKIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -64,6 +70,8 @@ def canvas_640x480(path: Path) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=40, help="London people to time (photo 1 each)")
+    ap.add_argument("--unchecked", action="store_true",
+                    help="also time protect without the self-checks (cost floor, not a safe setting)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     people = sorted(p for p in (DATA / "identities").glob("london_*") if p.is_dir())[: args.limit]
@@ -74,7 +82,12 @@ def main() -> None:
     library = SkinLibrary.default(seed=0)
     protector = Protector(detector=detector, landmarker=landmarker, library=library, seed=0)
     protector.check = check
-    times: dict[str, list[float]] = {k: [] for k in ("detect", "landmarks", "render", "check", "protect")}
+    unchecked = None
+    if args.unchecked:
+        unchecked = Protector(detector=detector, landmarker=landmarker, library=library, seed=0,
+                              options=ProtectOptions(identity_check=False, expression_tolerance=None))
+    names = ("detect", "landmarks", "render", "check", "protect") + (("unchecked",) if unchecked else ())
+    times: dict[str, list[float]] = {k: [] for k in names}
     for skin in library.skins:  # draw every skin once (and its detail layer): as a long-running process has
         skin.donor().detail(SkinSettings().shading_sigma)
     protector.protect(canvas_640x480(people[0] / "1.jpg"))  # warm up
@@ -104,11 +117,15 @@ def main() -> None:
         _, report = protector.protect(img)
         times["protect"].append((time.perf_counter() - t) / max(1, len(report.faces)))
         faces_total += len(report.faces)
+        if unchecked is not None:
+            t = time.perf_counter()
+            _, report = unchecked.protect(img)
+            times["unchecked"].append((time.perf_counter() - t) / max(1, len(report.faces)))
     print(f"{len(people)} photos at 640x480, {faces_total} faces, one thread; median ms (p90)\n")
     print("| stage | median ms | p90 ms |\n|---|---|---|")
     for k, v in times.items():
         if v:
-            label = "protect, per face" if k == "protect" else k
+            label = {"protect": "protect, per face", "unchecked": "protect, unchecked, per face"}.get(k, k)
             print(f"| {label} | {1000 * np.median(v):.0f} | {1000 * np.percentile(v, 90):.0f} |")
 
 
