@@ -444,3 +444,48 @@ def test_forehead_detail_scales_the_donors_detail_above_the_brows_only(astronaut
     assert 0.3 < ratio < 0.5, ratio
     below = (part - full)[lower]
     assert np.abs(below - np.median(below)).max() < 1.5  # (the brightness offset and uint8 rounding aside)
+
+
+def test_the_donors_colour_moves_the_skin_at_most_chroma_limit(astronaut, astronaut_face):
+    """A strong colour in the donor's texture (a blush, a cast of its lighting) moves the rendered
+    cheek by about ``chroma_limit`` at most, where the skin takes the donor's colour (STRONGER);
+    at STRONGEST the skin's own eyes keep their colour whole."""
+    from dataclasses import replace
+
+    import cv2
+
+    from faceskin.donor import from_lab, to_lab
+    from faceskin.library import default_skins
+    from faceskin.mesh import canonical_mesh
+    from faceskin.skin import STRONGER, STRONGEST
+
+    skin = default_skins()[10].donor()
+    size = skin.texture.shape[0]
+    uv = canonical_mesh().uv * size
+
+    def tinted(centres, da, db, radius):
+        lab = to_lab(skin.texture)
+        mask = np.zeros((size, size), np.float32)
+        for x, y in centres:
+            cv2.circle(mask, (int(x), int(y)), radius, 1.0, -1)
+        lab[..., 1] += da * mask
+        lab[..., 2] += db * mask
+        return replace(skin, texture=from_lab(lab), _detail=None)
+
+    L = astronaut_face.landmarks
+
+    def chroma_shift(donor, settings, points):
+        a, b = astronaut.copy(), astronaut.copy()
+        render_skin(a, astronaut_face, skin, settings)
+        render_skin(b, astronaut_face, donor, settings)
+        la, lb = to_lab(a), to_lab(b)
+        return max(float(np.hypot(*(lb[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2, 1:]
+                                    - la[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2, 1:]).reshape(-1, 2).mean(0)))
+                   for x, y in L[points, :2])
+
+    red_cheek = tinted(uv[[50]], 30.0, 10.0, int(0.05 * size))
+    assert chroma_shift(red_cheek, replace(STRONGER, chroma_limit=None), [50]) > 15.0
+    assert chroma_shift(red_cheek, STRONGER, [50]) < 1.2 * STRONGER.chroma_limit
+    blue_eyes = tinted([uv[regions.RIGHT_EYE].mean(0), uv[regions.LEFT_EYE].mean(0)], -5.0, -30.0, int(0.02 * size))
+    irises = [regions.RIGHT_IRIS[0], regions.LEFT_IRIS[0]]  # their centres
+    assert chroma_shift(blue_eyes, STRONGEST, irises) > 2 * STRONGEST.chroma_limit
