@@ -59,8 +59,23 @@ def test_protect_example_is_skinned_labelled_and_clean(env, gps_jpeg, tmp_path):
     assert metadata_leaks(out) == []  # faceskin's own C2PA label is not a leak
     faces = json.loads(report.read_text())["images"][0]["faces"]
     assert faces[0]["method"] == "skin" and faces[0]["skin_id"]
+    assert faces[0]["strength"] in ("default", "stronger", "strongest")
+    assert ("with the skin's own eyes" in text) == (faces[0]["strength"] == "strongest")
     code, text = run("verify", out)
     assert code == 0 and "labelled by faceskin" in text.lower()
+
+
+def test_a_face_wearing_the_skins_own_eyes_is_said_so(env, astronaut, tmp_path, monkeypatch):
+    # the strongest rung paints the skin's eyes: the person's gaze and blinks are gone, and the user is told
+    import faceskin.protect as p
+
+    monkeypatch.setattr(p, "strength_name", lambda settings: "strongest")
+    src = tmp_path / "a.png"
+    Image.fromarray(astronaut).save(src)
+    code, text = run("protect", src, "-o", tmp_path / "o.png", "--report", tmp_path / "r.json", "--seed", 1)
+    assert code == 0, text
+    assert "1 with the skin's own eyes (gaze and blinks not the person's)" in text
+    assert json.loads((tmp_path / "r.json").read_text())["images"][0]["faces"][0]["strength"] == "strongest"
 
 
 def test_keep_metadata_keeps_exif(env, gps_jpeg, tmp_path):

@@ -13,7 +13,7 @@ def test_astronaut_gets_a_skin(astronaut, protector):
     assert np.array_equal(astronaut, before), "input array must not be modified"
     assert len(report.faces) == 1
     f = report.faces[0]
-    assert f.method == "skin" and f.skin_id
+    assert f.method == "skin" and f.skin_id and f.strength in ("default", "stronger", "strongest")
     assert not np.array_equal(out, astronaut)
     # the skinned face is still a face
     assert protector.detector.detect(out)
@@ -190,6 +190,7 @@ def test_escalation_strengthens_the_skin_that_hid_the_person_best(astronaut, pro
     assert face.method == "skin" and face.skin_id == second
     assert painted[-1] == (second, STRONGER)
     assert face.similarity == pytest.approx(0.25)
+    assert face.strength == "stronger" and face.to_dict()["strength"] == "stronger"
 
 
 def test_the_strongest_rung_tries_the_two_best_skins(astronaut, protector, monkeypatch):
@@ -210,6 +211,7 @@ def test_the_strongest_rung_tries_the_two_best_skins(astronaut, protector, monke
     assert [s for s in painted if s[1] is STRONGER][:2] == [(first, STRONGER), (second, STRONGER)]
     assert painted[-2:] == [(first, STRONGEST), (second, STRONGEST)]
     assert face.method == "skin" and face.skin_id == second and face.similarity == pytest.approx(0.25)
+    assert face.strength == "strongest"  # the report says the face wears the skin's own eyes
 
 
 def test_the_last_rungs_try_skins_least_like_the_person(astronaut, astronaut_face, detector, landmarker,
@@ -287,6 +289,7 @@ def test_a_least_alike_skin_keeps_the_persons_eyes_only_with_room_to_spare(
     face = max(report.faces, key=lambda f: (f.box[2] - f.box[0]))
     rescue = first_painted(painted)[attempts]
     assert face.method == "skin" and face.skin_id == rescue and face.similarity == pytest.approx(similarity)
+    assert face.strength == used.lower()
     assert (any(x[1] is STRONGEST for x in painted)) == (stronger > 0.25)
     # the image shows the attempt that was chosen
     assert _shows_render(out, astronaut, astronaut_face, protector.library.by_id(rescue),

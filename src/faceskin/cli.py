@@ -288,6 +288,9 @@ def protect(
                     fb = f", {r.fallbacks} covered ({'; '.join(sorted({f.reason for f in r.faces if f.method == 'fallback'}))})" if r.fallbacks else ""
                     worn = sorted({f.skin_id for f in r.faces if f.skin_id})
                     skins = f" (skins {', '.join(worn)})" if worn else ""
+                    eyes = sum(f.strength == "strongest" for f in r.faces)
+                    if eyes:
+                        skins += f", {eyes} with the skin's own eyes (gaze and blinks not the person's)"
                     out.print(f"{src}: {len(r.faces)} face(s): {r.skinned} skinned{skins}{fb} -> {dst} [{r.seconds:.2f}s]")
         if report is not None:
             report.write_text(json.dumps({"tool": "faceskin", "images": [r.to_dict() for r in reports]}, indent=2))

@@ -62,6 +62,9 @@ class FaceOutcome:
     yaw_deg: float | None = None
     similarity: float | None = None  # identity self-check: SFace cosine, skinned vs original
     expression_change: float | None = None  # how far the skin's expression reads from the original's (faceskin.expression)
+    # How far the skin had to go to hide the person: "default"; "stronger" (face proportions moved past
+    # the skin's own); "strongest" (the skin's own eyes are painted too: gaze and blinks are not the person's).
+    strength: str | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}

@@ -279,20 +279,20 @@ class Protector:
                     sim = max(sim, self.check.second_opinion(ref, trial, after))
                 scores[skin.skin_id] = min(sim, scores.get(skin.skin_id, np.inf))
             if best is None or (sim is not None and sim < best[0]):
-                best = (sim, skin, trial)
+                best = (sim, skin, trial, settings)
             margin = (headroom[0] if headroom else 0.0) + (o.keyed_headroom if keyed else 0.0)
             if sim is not None and sim > limit - margin:
                 continue
             if tolerance is None:
-                chosen = (sim, skin, trial)
+                chosen = (sim, skin, trial, settings)
                 break
             changes = self._expression_changes(trial, face, moved)
             change = max(changes.values())
             if change <= tolerance:
-                chosen, outcome.expression_change = (sim, skin, trial), round(change, 2)
+                chosen, outcome.expression_change = (sim, skin, trial, settings), round(change, 2)
                 break
             if closest is None or change < closest[0]:
-                closest = (change, (sim, skin, trial))
+                closest = (change, (sim, skin, trial, settings))
             if strength is None:
                 strength, extra = _strength(settings), o.expression_attempts
             fix = repaired(settings, changes, tolerance)
@@ -301,12 +301,13 @@ class Protector:
         if chosen is None and closest is not None:
             chosen = closest[1]
             outcome.expression_change = round(closest[0], 2) if np.isfinite(closest[0]) else None
-        sim, skin, trial = chosen or best
+        sim, skin, trial, settings = chosen or best
         if sim is not None and sim > limit:
             return f"skin did not hide identity (self-check similarity {sim:.2f} > {limit:.2f})"
         out[:] = trial
         used.add(skin.skin_id)
         outcome.skin_id = skin.skin_id
+        outcome.strength = strength_name(settings)
         if sim is not None:
             outcome.similarity = round(sim, 3)
         return None
@@ -332,6 +333,14 @@ class Protector:
 def _strength(settings: SkinSettings) -> tuple[bool, float]:
     """How far a rung moves the face from the person's: the donor's eyes, then the geometry."""
     return (not settings.keep_eyes, settings.geometry)
+
+
+def strength_name(settings: SkinSettings) -> str:
+    """The report's word for a rung (``FaceOutcome.strength``): the user is told when a face
+    wears the skin's own eyes, as its gaze and blinks are then not the person's."""
+    if not settings.keep_eyes:
+        return "strongest"
+    return "stronger" if settings.geometry >= STRONGER.geometry else "default"
 
 
 _DEFAULT: Protector | None = None
