@@ -449,7 +449,7 @@ def test_forehead_detail_scales_the_donors_detail_above_the_brows_only(astronaut
 def test_the_donors_colour_moves_the_skin_at_most_chroma_limit(astronaut, astronaut_face):
     """A strong colour in the donor's texture (a blush, a cast of its lighting) moves the rendered
     cheek by about ``chroma_limit`` at most, where the skin takes the donor's colour (STRONGER);
-    at STRONGEST the skin's own eyes keep their colour whole."""
+    the lips keep the donor's colour whole, and at STRONGEST so do the skin's own eyes."""
     from dataclasses import replace
 
     import cv2
@@ -486,6 +486,9 @@ def test_the_donors_colour_moves_the_skin_at_most_chroma_limit(astronaut, astron
     red_cheek = tinted(uv[[50]], 30.0, 10.0, int(0.05 * size))
     assert chroma_shift(red_cheek, replace(STRONGER, chroma_limit=None), [50]) > 15.0
     assert chroma_shift(red_cheek, STRONGER, [50]) < 1.2 * STRONGER.chroma_limit
+    lips = [0, 17]  # the middle of the upper and the lower lip
+    red_lips = tinted(uv[lips], 20.0, 0.0, int(0.03 * size))
+    assert chroma_shift(red_lips, STRONGER, lips) > 2 * STRONGER.chroma_limit
     blue_eyes = tinted([uv[regions.RIGHT_EYE].mean(0), uv[regions.LEFT_EYE].mean(0)], -5.0, -30.0, int(0.02 * size))
     irises = [regions.RIGHT_IRIS[0], regions.LEFT_IRIS[0]]  # their centres
     assert chroma_shift(blue_eyes, STRONGEST, irises) > 2 * STRONGEST.chroma_limit

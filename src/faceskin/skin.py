@@ -70,6 +70,10 @@ class SkinSettings:
     # At STRONGEST the skin's own eyes keep their colour (an iris colour is no cast, and it hides:
     # syn010 on the astronaut 0.285 unlimited, 0.309 limited, 0.274 with the eyes left whole; over
     # the 40 faces the pass rate there is then 61 %, and 42 % at STRONGER with this limit of 4).
+    # The lips keep theirs at every rung: limited, the stronger rungs' lips lost 2-2.5 units of red
+    # (a*) on three London faces, and `faceskin audit` read GRID lip motion worse (jawOpen r 0.77
+    # and 0.80 on lbbc2a and lwbsza, 0.99 and 0.96 with the lips whole, 0.95-0.99 and 0.88-0.92
+    # in the two runs before the limit).
     chroma_limit: float | None = 4.0
 
 
@@ -505,11 +509,11 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
         ab = detail[..., 1:]
         size = np.sqrt((ab * ab).sum(-1, keepdims=True)) + np.float32(1e-6)
         limited = ab * (m * np.tanh(size / m) / size)
-        if not st.keep_eyes:  # the skin's own eyes keep their colour: an iris colour is no cast, and it hides
-            irises = regions.polygon_mask(shape, local, [*regions.EYES]).astype(np.float32) / 255
-            irises = cv2.GaussianBlur(irises, (0, 0), max(1.0, k / 4))[..., None]
-            limited = limited + irises * (ab - limited)
-        detail = np.concatenate([detail[..., :1], limited], -1)
+        # The lips keep the skin's colour whole, and at STRONGEST so do its eyes: a lip or iris colour
+        # is no cast, the eyes' hides, and pale lips read as another mouth (see ``chroma_limit``).
+        whole = regions.polygon_mask(shape, local, [regions.LIPS_OUTER] + ([] if st.keep_eyes else [*regions.EYES]))
+        whole = cv2.GaussianBlur(whole.astype(np.float32) / 255, (0, 0), max(1.0, k / 4))[..., None]
+        detail = np.concatenate([detail[..., :1], limited + whole * (ab - limited)], -1)
     out_lab[..., 1:] = c * (low[..., 1:] + detail[..., 1:]) + (1 - c) * lab[..., 1:]
     skin_rgb = from_lab(out_lab)
 
