@@ -418,6 +418,25 @@ def landmark_gap(face: Face) -> float | None:
     return float(np.linalg.norm(points - np.asarray(face.keypoints, np.float64)[:5, :2], axis=1).mean() / max(face.size, 1.0))
 
 
+def _limit_chroma(detail: np.ndarray, share: np.ndarray, st: SkinSettings, shape, local: np.ndarray, k: int) -> None:
+    """Soft-limit (tanh) the donor's colour detail in ``detail`` (LAB, in place) to ``st.chroma_limit``
+    wherever ``share`` of it is used; the lips, and at STRONGEST the skin's own eyes, keep it whole:
+    a lip or iris colour is no cast, the eyes' hides, and pale lips read as another mouth."""
+    used = share[..., 0] > 1e-3
+    rows, cols = np.flatnonzero(used.any(1)), np.flatnonzero(used.any(0))
+    if not len(rows):
+        return
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1  # only where the donor's colour is used
+    ab = detail[y0:y1, x0:x1, 1:]
+    m = np.float32(st.chroma_limit)
+    size = np.sqrt(ab[..., 0] * ab[..., 0] + ab[..., 1] * ab[..., 1]) + np.float32(1e-6)
+    factor = m * np.tanh(size / m) / size
+    whole = regions.polygon_mask(shape, local, [regions.LIPS_OUTER] + ([] if st.keep_eyes else [*regions.EYES]))
+    whole = cv2.GaussianBlur(whole.astype(np.float32) / 255, (0, 0), max(1.0, k / 4))[y0:y1, x0:x1]
+    factor += whole * (1 - factor)
+    ab *= factor[..., None]
+
+
 def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSettings | None = None) -> np.ndarray:
     """Paint ``donor``'s skin onto ``face`` in ``image`` (modified in place); returns the moved landmarks."""
     from faceskin.raster import rasterize
@@ -505,15 +524,7 @@ def render_skin(image: np.ndarray, face: Face, donor: Donor, settings: SkinSetti
                              (0, 0), k / 2)[..., None]
     c = st.chroma_detail + (1 - st.chroma_detail) * brows
     if st.chroma_limit:
-        m = np.float32(st.chroma_limit)
-        ab = detail[..., 1:]
-        size = np.sqrt((ab * ab).sum(-1, keepdims=True)) + np.float32(1e-6)
-        limited = ab * (m * np.tanh(size / m) / size)
-        # The lips keep the skin's colour whole, and at STRONGEST so do its eyes: a lip or iris colour
-        # is no cast, the eyes' hides, and pale lips read as another mouth (see ``chroma_limit``).
-        whole = regions.polygon_mask(shape, local, [regions.LIPS_OUTER] + ([] if st.keep_eyes else [*regions.EYES]))
-        whole = cv2.GaussianBlur(whole.astype(np.float32) / 255, (0, 0), max(1.0, k / 4))[..., None]
-        detail = np.concatenate([detail[..., :1], limited + whole * (ab - limited)], -1)
+        _limit_chroma(detail, c, st, shape, local, k)
     out_lab[..., 1:] = c * (low[..., 1:] + detail[..., 1:]) + (1 - c) * lab[..., 1:]
     skin_rgb = from_lab(out_lab)
 
